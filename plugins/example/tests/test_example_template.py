@@ -1,0 +1,182 @@
+"""The example template end to end: registration, knobs, real runs of experiment.py and plot.py, prompts, ideas."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scientist_core.errors import ExperimentError
+from scientist_core.models import FinalInfo, Idea
+from scientist_example.plugin import ExampleTemplate
+
+DATASETS = {"spirals", "xor", "circles"}
+METRICS = {"train_loss", "val_loss", "val_accuracy", "train_time_s"}
+
+
+@pytest.fixture(scope="module")
+def template() -> ExampleTemplate:
+    return ExampleTemplate()
+
+
+def run_experiment(template: ExampleTemplate, workspace: Path, changes: dict | None = None) -> Path:
+    """Run experiment.py in quick mode the way the core does: knobs.json in the run folder, then the command."""
+    template.prepare_workspace(workspace)
+    out_dir = workspace / "run_0"
+    out_dir.mkdir()
+    (out_dir / "knobs.json").write_text(template.knobs(quick=True, changes=changes).model_dump_json())
+    command = template.experiment_command("run_0")  # ["python", "experiment.py", ...]: use this test's Python
+    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return out_dir
+
+
+def final_info(run_dir: Path) -> FinalInfo:
+    return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
+
+
+def val_accuracies(run_dir: Path) -> dict[str, float]:
+    return {name: result.means["val_accuracy"] for name, result in final_info(run_dir).datasets.items()}
+
+
+def deterministic_numbers(run_dir: Path) -> dict:
+    """Everything a run reports except wall-clock time."""
+    info = final_info(run_dir)
+    numbers = {name: {key: value for key, value in result.means.items() if key != "train_time_s"}
+               for name, result in info.datasets.items()}
+    with np.load(run_dir / "all_results.npz") as arrays:
+        numbers["arrays"] = {key: arrays[key].tolist() for key in arrays.files}
+    return numbers
+
+
+@pytest.fixture(scope="module")
+def baseline(template: ExampleTemplate, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_experiment(template, tmp_path_factory.mktemp("baseline"))
+
+
+# -- registration and knobs ------------------------------------------------------------------------------------
+
+def test_registered_through_the_entry_point(plugin_host):
+    registration = plugin_host.get("template", "example")
+    assert registration.cls is ExampleTemplate
+    assert registration.plugin.distribution == "scientist-example"
+
+
+def test_unknown_knob_is_rejected(template):
+    with pytest.raises(ExperimentError, match="lerning_rate"):
+        template.knobs(changes={"lerning_rate": 0.1})
+
+
+@pytest.mark.parametrize("changes", [{"learning_rate": -1.0}, {"datasets": ["mnist"]}, {"datasets": []},
+                                     {"steps": "many"}])
+def test_invalid_knob_values_are_rejected(template, changes):
+    with pytest.raises(ExperimentError):
+        template.knobs(changes=changes)
+
+
+def test_quick_overrides_apply_and_an_ideas_changes_win(template):
+    full, quick = template.knobs(), template.knobs(quick=True)
+    for key, value in template.quick_knobs.items():
+        assert getattr(quick, key) == value != getattr(full, key)
+    assert template.knobs(quick=True, changes={"steps": 7}).steps == 7
+
+
+def test_every_knob_is_described(template):
+    fields = template.knobs_model().model_fields
+    assert {"steps", "hidden_size", "learning_rate", "batch_size", "seed", "datasets", "noise"} <= set(fields)
+    assert all(field.description for field in fields.values())
+
+
+def test_template_files_import_nothing_outside_numpy_pydantic_matplotlib_and_stdlib(template):
+    allowed = {"numpy", "pydantic", "matplotlib"} | set(sys.stdlib_module_names)
+    for script in ("experiment.py", "plot.py"):
+        tree = ast.parse((template.files_dir() / script).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= allowed, f"{script} imports {imported - allowed}"
+
+
+def test_prepare_workspace_copies_the_template_and_refuses_a_used_folder(template, tmp_path):
+    workspace = template.prepare_workspace(tmp_path / "ws")
+    for name in ("experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex"):
+        assert (workspace / name).is_file(), name
+    assert not list(workspace.rglob("__pycache__"))
+    with pytest.raises(ExperimentError, match="not empty"):
+        template.prepare_workspace(workspace)
+
+
+# -- real runs ---------------------------------------------------------------------------------------------------
+
+def test_a_quick_run_writes_the_results_contract(baseline, template):
+    info = final_info(baseline)
+    assert set(info.datasets) == DATASETS
+    for result in info.datasets.values():
+        assert set(result.means) == set(result.stderrs) == METRICS
+        assert 0.0 <= result.means["val_accuracy"] <= 1.0
+    with np.load(baseline / "all_results.npz") as arrays:
+        steps = template.quick_knobs["steps"]
+        assert arrays["spirals.train_loss"].shape == (1, steps)
+        assert arrays["eval_steps"][-1] == steps
+    # quick mode must still learn, or a good idea could not be told from a bad one
+    assert np.mean(list(val_accuracies(baseline).values())) > 0.85
+
+
+def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(baseline, template, tmp_path):
+    again = run_experiment(template, tmp_path / "again")
+    assert deterministic_numbers(again) == deterministic_numbers(baseline)
+    other = run_experiment(template, tmp_path / "other", {"seed": 1})
+    assert deterministic_numbers(other) != deterministic_numbers(baseline)
+
+
+def test_a_bad_learning_rate_scores_clearly_worse(baseline, template, tmp_path):
+    bad = val_accuracies(run_experiment(template, tmp_path / "bad", {"learning_rate": 1e-5}))
+    good = val_accuracies(baseline)
+    assert all(bad[name] < good[name] for name in DATASETS), (bad, good)
+    assert np.mean(list(bad.values())) < np.mean(list(good.values())) - 0.25, (bad, good)
+
+
+# -- plot step ---------------------------------------------------------------------------------------------------
+
+def test_plot_draws_every_run(baseline, template, tmp_path):
+    second = run_experiment(template, tmp_path / "second", {"datasets": ["xor"], "hidden_size": 8})
+    workspace = template.prepare_workspace(tmp_path / "plots")
+    command = template.plot_command([str(baseline), str(second)])
+    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    expected = {f"train_loss_{name}.png" for name in DATASETS} | {"val_accuracy.png"}
+    assert {path.name for path in workspace.glob("*.png")} == expected
+    for name in expected:
+        assert (workspace / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_names_a_run_that_has_no_results(template, tmp_path):
+    proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "all_results.npz is missing" in proc.stderr
+
+
+# -- prompts, ideas, paper ---------------------------------------------------------------------------------------
+
+def test_prompt_and_seed_ideas_load_through_the_base_class(template):
+    prompt = template.prompt()
+    assert prompt["system"].strip() and prompt["task_description"].strip()
+    ideas = template.seed_ideas()
+    assert 1 <= len(ideas) <= 2 and all(isinstance(idea, Idea) for idea in ideas)
+    assert len({idea.name for idea in ideas}) == len(ideas)
+    knob_names = set(template.knobs_model().model_fields)
+    for idea in ideas:  # a seed idea should be runnable by changing knobs this template has
+        assert any(name in idea.experiment for name in knob_names), idea.name
+
+
+def test_latex_skeleton_is_a_natbib_article(template):
+    tex = (template.files_dir() / "latex" / "template.tex").read_text()
+    assert tex.startswith("\\documentclass{article}")
+    assert "{natbib}" in tex and "\\begin{document}" in tex and tex.rstrip().endswith("\\end{document}")

@@ -1,0 +1,207 @@
+"""The `scientist` command. Heavy libraries are imported inside commands so `scientist --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from scientist_core.errors import ScientistError
+
+app = typer.Typer(
+    help="Automated ML research: ideas, experiments in a sandbox, a LaTeX paper, and its review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+JsonFlag = typer.Option(False, "--json", help="Print JSON instead of a table.")
+OutOption = typer.Option(None, "--out", help="Output folder (default: ./scientist-runs, or out_dir in settings).")
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console().print(table)
+
+
+def _host():
+    from scientist_core.plugins import get_host
+
+    return get_host()
+
+
+@app.command()
+def plugins(as_json: bool = JsonFlag) -> None:
+    """List loaded plugins: distribution, version, and the kinds and names each registers."""
+    from scientist_core.plugins import KIND_HOOKS
+
+    host = _host()
+    registers: dict[str, dict[str, list[str]]] = {name: {} for name in host.plugins}
+    for kind in KIND_HOOKS:
+        for reg in host.registrations(kind):
+            registers[reg.plugin.name].setdefault(kind, []).append(reg.name)
+    listed = [
+        {"name": info.name, "distribution": info.distribution, "version": info.version, "builtin": info.builtin,
+         "registers": registers[info.name]}
+        for info in host.plugins.values()
+    ]
+    failed = [vars(failure) for failure in host.failures]
+    if as_json:
+        _print_json({"plugins": listed, "failed": failed})
+        return
+    _table("Plugins", ["plugin", "distribution", "version", "registers"],
+           [[p["name"], p["distribution"], p["version"],
+             "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p["registers"].items())] for p in listed])
+    for failure in failed:
+        typer.echo(f"failed: {failure['name']} ({failure['distribution']} {failure['version']}): {failure['error']}",
+                   err=True)
+
+
+@app.command()
+def templates(as_json: bool = JsonFlag) -> None:
+    """List installed research templates and their knobs."""
+    host = _host()
+    rows = []
+    for reg in host.registrations("template"):
+        entry: dict[str, Any] = {"name": reg.name, "description": reg.cls.description,
+                                 "distribution": reg.plugin.distribution, "version": reg.plugin.version}
+        if as_json:
+            try:
+                schema = reg.cls().knobs_model().model_json_schema()
+                entry["knobs"] = schema.get("properties", {})
+                entry["quick_knobs"] = reg.cls.quick_knobs
+            except Exception as exc:  # a template whose knobs fail to import is still listed
+                entry["knobs_error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(entry)
+    if as_json:
+        _print_json(rows)
+        return
+    _table("Templates", ["name", "distribution", "description"],
+           [[r["name"], f"{r['distribution']} {r['version']}", r["description"]] for r in rows])
+
+
+@app.command()
+def models(as_json: bool = JsonFlag) -> None:
+    """List the models installed LLM plugins offer, and whether each is ready to answer."""
+    from scientist_core.settings import load_settings
+
+    settings = load_settings()
+    host = _host()
+    rows = []
+    for reg in host.registrations("llm"):
+        provider = host.create("llm", reg.name, settings.llms)
+        for info in provider.models():
+            readiness = provider.readiness(info.name)
+            rows.append({"id": info.id, "description": info.description, "distribution": reg.plugin.distribution,
+                         "ready": readiness.ready, "detail": readiness.detail,
+                         "scientist": info.id == settings.model, "reviewer": info.id == settings.reviewer_model})
+    if as_json:
+        _print_json(rows)
+        return
+    _table("Models", ["model", "ready", "distribution", "detail"],
+           [[r["id"], "yes" if r["ready"] else "no", r["distribution"], r["detail"] or r["description"]]
+            for r in rows])
+    if not rows:
+        typer.echo("No LLM plugin is installed: install one from plugins/llm_backends/.", err=True)
+
+
+@config_app.command("show")
+def config_show(as_json: bool = JsonFlag) -> None:
+    """Print the effective settings and where each comes from."""
+    from scientist_core.settings import flatten, load_settings, origin_of
+
+    values = flatten(load_settings().model_dump(mode="json"))
+    shown = {key: {"value": value, "source": origin_of(key)} for key, value in values.items()}
+    if as_json:
+        _print_json(shown)
+        return
+    for key, item in shown.items():
+        typer.echo(f"{key} = {json.dumps(item['value'])}  # {item['source']}")
+
+
+@app.command()
+def logs(run: Optional[str] = typer.Option(None, "--run", help="Run id (default: the latest run)."),
+         out: Optional[Path] = OutOption, as_json: bool = JsonFlag) -> None:
+    """Show a run's LLM ledger with tokens and cost per stage and in total."""
+    from scientist_core.settings import load_settings
+    from scientist_core.store import Store
+
+    store = Store.open_existing(load_settings(out_dir=out).store_path)
+    record = store.run(run) if run else store.latest_run()
+    calls = store.llm_calls(record["id"])
+    by_stage = store.usage_by_stage(record["id"])
+    total = {key: sum(row[key] or 0 for row in by_stage)
+             for key in ("calls", "tokens_in", "tokens_out", "cost_usd", "latency_s", "errors")}
+    if as_json:
+        _print_json({"run": record, "stages": store.stages(record["id"]), "usage_by_stage": by_stage,
+                     "total": total, "calls": calls})
+        return
+    typer.echo(f"run {record['id']} ({record['kind']}, template {record['template']}, {record['status']})")
+    if not calls:
+        typer.echo("No LLM calls recorded for this run.")
+        return
+    _table("LLM calls", ["#", "stage", "model", "in", "out", "cost $", "latency s", "error"],
+           [[c["id"], c["stage"], c["model"], c["tokens_in"], c["tokens_out"], f"{c['cost_usd']:.4f}",
+             f"{c['latency_s']:.1f}", c["error"] or ""] for c in calls])
+    _table("Per stage", ["stage", "calls", "in", "out", "cost $"],
+           [[s["stage"], s["calls"], s["tokens_in"], s["tokens_out"], f"{s['cost_usd']:.4f}"] for s in by_stage]
+           + [["total", total["calls"], total["tokens_in"], total["tokens_out"], f"{total['cost_usd']:.4f}"]])
+
+
+@app.command()
+def baseline(template: str = typer.Argument(..., help="Template name, see `scientist templates`."),
+             quick: bool = typer.Option(False, "--quick", help="Quick mode: a short run on a CPU (the template sets how short)."),
+             out: Optional[Path] = OutOption) -> None:
+    """Run a template's unchanged experiment and print where its final_info.json went."""
+    from scientist_core.pipeline.baseline import run_baseline
+    from scientist_core.settings import load_settings
+
+    outcome = run_baseline(_host(), load_settings(out_dir=out), template, quick)
+    assert outcome.results is not None
+    for dataset, result in outcome.results.datasets.items():
+        metrics = ", ".join(f"{name}={value:.4g}" for name, value in result.means.items())
+        typer.echo(f"{dataset}: {metrics}", err=True)
+    typer.echo(str((outcome.run_dir / "final_info.json").resolve()))
+
+
+def _add_builtin_subcommands() -> None:
+    from scientist_core.commands import sandbox
+
+    app.add_typer(sandbox.app, name="sandbox")
+
+
+_add_builtin_subcommands()
+
+
+def main() -> None:
+    """Console entry point: plugin commands are added last; a ScientistError becomes one line."""
+    debug = bool(os.environ.get("SCIENTIST_DEBUG"))
+    try:
+        _host().call_commands(app)
+        app()
+    except ScientistError as exc:
+        if debug:
+            raise
+        typer.echo(f"Error: {exc.one_line()}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""LaTeX compilers: turn a paper folder into a PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from scientist_core.component import Component
+from scientist_core.models import CompileResult, Readiness
+
+
+class Compiler(Component):
+    """Base class of LaTeX compilers; `check` lints without compiling (e.g. chktex)."""
+
+    kind: ClassVar[str] = "compiler"
+
+    def readiness(self) -> Readiness:
+        return Readiness(ready=True)
+
+    def check(self, source_dir: Path, main: str) -> list[str]:
+        """Warnings a model can fix, one per line; empty when clean."""
+        return []
+
+    def compile(self, source_dir: Path, main: str) -> CompileResult:
+        raise NotImplementedError

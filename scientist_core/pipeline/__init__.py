@@ -1,0 +1,1 @@
+"""The research pipeline, one module per stage."""

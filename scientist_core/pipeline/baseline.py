@@ -1,0 +1,49 @@
+"""`scientist baseline`: a template's unchanged experiment (run 0), on its own."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+from scientist_core.errors import ExperimentError
+from scientist_core.pipeline.experiments import RunOutcome, effective_limits, execute_run
+from scientist_core.plugins import PluginHost
+from scientist_core.settings import Settings
+from scientist_core.store import Store
+
+STAGE = "baseline"
+
+
+def new_run_id(label: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
+
+
+def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick: bool) -> RunOutcome:
+    template = host.create("template", template_name, settings.templates)
+    executor = host.create("executor", settings.executor, settings.executors)
+    knobs = template.knobs(quick=quick)
+    limits = effective_limits(template, quick, settings.sandbox)
+
+    run_id = new_run_id(f"{template.name}-baseline")
+    workspace = template.prepare_workspace(Path(settings.out_dir) / run_id)
+    store = Store(settings.store_path)
+    try:
+        store.create_run(run_id, "baseline", template.name, workspace,
+                         {"quick": quick, "template_version": template.version})
+        store.start_stage(run_id, STAGE)
+        outcome = execute_run(template, workspace, "run_0", knobs, executor, limits, store, run_id,
+                              idea="baseline", run_index=0)
+        status = "done" if outcome.ok else "failed"
+        store.finish_stage(run_id, STAGE, status, outcome.problem)
+        store.set_run_status(run_id, status)
+        if outcome.ok:
+            store.add_artifact(run_id, "final_info", outcome.run_dir / "final_info.json")
+    finally:
+        store.close()
+    if not outcome.ok:
+        tail = outcome.execution.stderr_tail.strip().splitlines()
+        last = f" (last stderr line: {tail[-1][:200]})" if tail else ""
+        raise ExperimentError(f"baseline of {template.name!r}: {outcome.problem}{last}",
+                              f"full log: {outcome.execution.stderr_path}")
+    return outcome

@@ -1,0 +1,130 @@
+"""Settings: defaults < ./scientist.toml < environment (SCIENTIST_*) < command-line flags.
+
+Plugin sections are free-form here (`[templates.diffusion]`, `[llms.openai]` ...) and validated by the
+plugin's own Config when the plugin is created.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from scientist_core.errors import SettingsError
+
+SETTINGS_FILE = "scientist.toml"
+ENV_PREFIX = "SCIENTIST_"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("scientist", appauthor=False))
+
+
+class SandboxSettings(BaseModel):
+    """Overrides of the template's sandbox limits; unset fields keep the template's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float | None = Field(None, gt=0, description="wall-clock limit per run, seconds")
+    memory_mb: int | None = Field(None, gt=0, description="memory cap per run, MB")
+    disk_mb: int | None = Field(None, gt=0, description="quota for what a run writes, MB")
+    procs: int | None = Field(None, gt=0, description="processes and threads per run")
+    network: bool | None = Field(None, description="allow network access from runs")
+    require_isolation: bool | None = Field(None, description="refuse to run where an isolation is unavailable")
+
+
+PluginSections = dict[str, dict[str, Any]]
+
+
+class Settings(BaseSettings):
+    """Everything a user can set; `scientist config show` prints the effective values and their source."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", toml_file=SETTINGS_FILE
+    )
+
+    model: str | None = Field(None, description="the scientist's model, provider/name")
+    reviewer_model: str | None = Field(None, description="the reviewer's model, provider/name (default: model)")
+    out_dir: Path = Field(Path("scientist-runs"), description="where runs and the run store are written")
+    data_dir: Path = Field(default_factory=default_data_dir, description="dataset, model and archive caches")
+    executor: str = Field("local", description="where runs execute")
+    max_cost: float | None = Field(None, ge=0, description="budget per run in USD; no call may exceed it")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    templates: PluginSections = Field(default_factory=dict, description="[templates.NAME] sections")
+    llms: PluginSections = Field(default_factory=dict, description="[llms.NAME] sections")
+    searchers: PluginSections = Field(default_factory=dict, description="[searchers.NAME] sections")
+    compilers: PluginSections = Field(default_factory=dict, description="[compilers.NAME] sections")
+    reviewers: PluginSections = Field(default_factory=dict, description="[reviewers.NAME] sections")
+    coders: PluginSections = Field(default_factory=dict, description="[coders.NAME] sections")
+    executors: PluginSections = Field(default_factory=dict, description="[executors.NAME] sections")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def store_path(self) -> Path:
+        return self.out_dir / "scientist.db"
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path.resolve()} is not valid TOML: {exc}", "fix the file or move it away") from None
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Effective settings; `flags` are command-line values (None means: not given)."""
+    _toml_values(Path(SETTINGS_FILE))  # a syntax error gets a clear line, not pydantic's
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise SettingsError(f"setting {key}: {first['msg']} (from {origin_of(key, given)})",
+                            "fix the value, or `scientist config show` to see where each setting comes from") from None
+
+
+def origin_of(key: str, flags: dict[str, Any] | None = None) -> str:
+    """Where the effective value of a dotted setting comes from."""
+    top = key.split(".")[0]
+    if flags and top in flags:
+        return "command line"
+    env_name = ENV_PREFIX + key.upper().replace(".", "__")
+    if env_name in os.environ:
+        return f"environment {env_name}"
+    node: Any = _toml_values(Path(SETTINGS_FILE))
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "default"
+        node = node[part]
+    return SETTINGS_FILE
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"sandbox": {"timeout_s": 5}} -> {"sandbox.timeout_s": 5}; empty sections are dropped."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat

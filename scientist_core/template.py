@@ -1,0 +1,84 @@
+"""Research templates: a small working experiment, its plot step, prompts and a LaTeX skeleton."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+from scientist_core.component import Component
+from scientist_core.errors import ExperimentError, PluginError
+from scientist_core.models import Idea
+from scientist_core.sandbox import Limits
+
+
+class Template(Component):
+    """Base class of research templates.
+
+    A template is a folder of files (`files_dir`) that is copied into each run's workspace:
+    `experiment.py` (trains and writes `<out_dir>/final_info.json`), `plot.py`, `prompt.json`
+    (`system`, `task_description`), `seed_ideas.json` and `latex/template.tex`. Its knobs are a pydantic
+    model so an idea can change them without editing code; the core writes them to `<out_dir>/knobs.json`
+    and runs `python experiment.py --out_dir <out_dir> --knobs <out_dir>/knobs.json` in the sandbox.
+    """
+
+    kind: ClassVar[str] = "template"
+    version: ClassVar[str] = "0"
+    experiment_file: ClassVar[str] = "experiment.py"
+    plot_file: ClassVar[str] = "plot.py"
+    quick_knobs: ClassVar[dict[str, Any]] = {}
+    limits: ClassVar[Limits] = Limits()
+    quick_limits: ClassVar[Limits] = Limits(timeout_s=900)
+
+    def files_dir(self) -> Path:
+        """The folder whose contents seed every run's workspace."""
+        raise NotImplementedError
+
+    def knobs_model(self) -> type[BaseModel]:
+        """The pydantic model of the experiment's knobs (imported lazily: it may pull in torch)."""
+        raise NotImplementedError
+
+    def knobs(self, quick: bool = False, changes: dict[str, Any] | None = None) -> BaseModel:
+        """Defaults, then quick mode's overrides, then an idea's changes, validated together."""
+        values = {**(self.quick_knobs if quick else {}), **(changes or {})}
+        try:
+            return self.knobs_model().model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ExperimentError(
+                f"knob {'.'.join(map(str, first['loc']))} of template {self.name!r}: {first['msg']}",
+                f"see `scientist templates --json` for the knobs of {self.name!r}",
+            ) from None
+
+    def prepare_workspace(self, workspace: Path) -> Path:
+        """Copy the template's files into a fresh workspace; the installed package is never written to."""
+        if workspace.exists() and any(workspace.iterdir()):
+            raise ExperimentError(f"workspace {workspace} is not empty", "choose another --out folder")
+        shutil.copytree(self.files_dir(), workspace, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return workspace
+
+    def experiment_command(self, out_dir: str) -> list[str]:
+        return ["python", self.experiment_file, "--out_dir", out_dir, "--knobs", f"{out_dir}/knobs.json"]
+
+    def plot_command(self, run_dirs: list[str]) -> list[str]:
+        return ["python", self.plot_file, *run_dirs]
+
+    def prompt(self) -> dict[str, str]:
+        """`system` and `task_description` for the LLM."""
+        return self._read_json("prompt.json")
+
+    def seed_ideas(self) -> list[Idea]:
+        return [Idea.model_validate(item) for item in self._read_json("seed_ideas.json")]
+
+    def _read_json(self, name: str) -> Any:
+        path = self.files_dir() / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise PluginError(f"template {self.name!r} ships no {name}", f"add {path}") from None
+        except json.JSONDecodeError as exc:
+            raise PluginError(f"template {self.name!r}: {path} is not valid JSON ({exc})", "fix the file") from None
