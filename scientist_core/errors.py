@@ -16,7 +16,7 @@ class ScientistError(Exception):
 
     def one_line(self) -> str:
         text = self.message.rstrip(".")
-        return f"{text}. {self.hint}" if self.hint else f"{text}."
+        return f"{text}; {self.hint.rstrip('.')}." if self.hint else f"{text}."
 
     def __str__(self) -> str:
         return self.one_line()

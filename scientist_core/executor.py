@@ -16,5 +16,7 @@ class Executor(Component):
 
     kind: ClassVar[str] = "executor"
 
-    def execute(self, command: Sequence[str], workdir: Path, limits: Limits) -> ExecutionResult:
+    def execute(self, command: Sequence[str], workdir: Path, limits: Limits,
+                log_dir: Path | None = None) -> ExecutionResult:
+        """Run `command` in `workdir`; stdout and stderr go to `log_dir` (default: a folder in `workdir`)."""
         raise NotImplementedError

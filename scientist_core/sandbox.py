@@ -102,7 +102,7 @@ class Limits(BaseModel):
     memory_mb: int | None = Field(
         8192,
         ge=16,
-        description="Memory cap in MiB for the whole run (memory cgroup where available, RLIMIT_DATA per process, and a monitor of the summed RSS); None for no cap.",
+        description="Memory cap in MiB for the whole run (memory cgroup where available, RLIMIT_DATA per process, and a monitor of the summed PSS); None for no cap.",
     )
     cpu_time_s: float | None = Field(
         None,
@@ -1159,9 +1159,11 @@ class _Run:
         return f"{hint} ({reasons})" if reasons else hint
 
     def _prepare(self) -> None:
-        if self.log_dir.is_symlink():
-            self.log_dir.unlink()
+        if self.skip and (self.log_dir.is_symlink() or (self.log_dir.exists() and not self.log_dir.is_dir())):
+            _remove_tree(self.log_dir)  # a previous run put something in place of its log folder
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for log in (self.stdout_path, self.stderr_path):
+            _remove_tree(log)  # the logs are rewritten; never write through a planted link
         _remove_tree(self.scratch)
         (self.scratch / "home").mkdir(parents=True)
         if os.geteuid() == 0:
@@ -1230,7 +1232,7 @@ class _Run:
                 start_new_session=True,
             )
         except OSError as exc:
-            for fd in (out_read, err_read):
+            for fd in (out_read, err_read, *(capture.out for capture in self.captures)):
                 os.close(fd)
             self.captures = []
             raise SandboxError(f"cannot start the sandbox helper: {exc}") from exc
@@ -1363,7 +1365,8 @@ class _Run:
 
     def _disk_growth(self) -> int:
         used = _disk_usage(self.workdir, self.skip)
-        pid1 = self._pid1()
+        mounted = self.events.get("ready", {}).get("isolation", {}).get("filesystem", False)
+        pid1 = self._pid1() if mounted else None  # before "ready", /proc/<pid1>/root/tmp is still the host's /tmp
         if pid1 is not None:  # the private tmpfs folders live in the run's mount namespace
             for folder in ("tmp", "var/tmp", "dev/shm"):
                 try:

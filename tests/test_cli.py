@@ -36,9 +36,9 @@ def test_help_lists_commands():
 
 
 def test_error_is_one_line_and_debug_shows_traceback():
-    result = run_cli("baseline", "nonesuch")
+    result = run_cli("baseline", "nonesuch", env={"SCIENTIST_LOAD_PLUGINS": "scientist-example"})
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: no template named 'nonesuch' is installed (installed: example")
+    assert result.stderr.startswith("Error: no template named 'nonesuch' is installed (installed: example);")
     assert result.stderr.count("\n") == 1
     debug = run_cli("baseline", "nonesuch", env={"SCIENTIST_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "PluginError" in debug.stderr
@@ -47,14 +47,15 @@ def test_error_is_one_line_and_debug_shows_traceback():
 def test_models_lists_providers_with_readiness(tmp_path):
     site = make_distribution(tmp_path / "site", "scientist-llm-keyed", "0.1", {"keyed": "keyed_plugin"},
                              {"keyed_plugin": PROVIDER})
-    env = {"PYTHONPATH": str(site), "SCIENTIST_MODEL": "keyed/big"}
+    env = {"PYTHONPATH": str(site), "SCIENTIST_MODEL": "keyed/big", "SCIENTIST_LOAD_PLUGINS": "scientist-llm-keyed"}
     rows = json.loads(run_cli("models", "--json", env=env).stdout)
     assert [(r["id"], r["ready"], r["detail"], r["scientist"]) for r in rows] == [
         ("keyed/big", False, "set KEYED_API_KEY", True), ("keyed/small", False, "set KEYED_API_KEY", False)]
     ready = json.loads(run_cli("models", "--json", env={**env, "KEYED_API_KEY": "k"}).stdout)
     assert all(r["ready"] for r in ready)
-    assert json.loads(run_cli("models", "--json").stdout) == []
-    assert "No LLM plugin is installed" in run_cli("models").stderr
+    no_plugins = {"SCIENTIST_LOAD_PLUGINS": ""}
+    assert json.loads(run_cli("models", "--json", env=no_plugins).stdout) == []
+    assert "No LLM plugin is installed" in run_cli("models", env=no_plugins).stderr
 
 
 def test_templates_json_has_knobs():

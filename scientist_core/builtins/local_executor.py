@@ -14,8 +14,9 @@ class LocalExecutor(Executor):
     name = "local"
     description = "this machine, inside the sandbox (namespaces and resource limits)"
 
-    def execute(self, command: Sequence[str], workdir: Path, limits: sandbox.Limits) -> sandbox.ExecutionResult:
-        return sandbox.run(command, workdir, limits)
+    def execute(self, command: Sequence[str], workdir: Path, limits: sandbox.Limits,
+                log_dir: Path | None = None) -> sandbox.ExecutionResult:
+        return sandbox.run(command, workdir, limits, log_dir=log_dir)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from scientist_core.executor import Executor
 from scientist_core.models import FinalInfo
-from scientist_core.sandbox import ExecutionResult, Limits
+from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
 from scientist_core.settings import SandboxSettings
 from scientist_core.store import Store
 from scientist_core.template import Template
@@ -46,7 +46,8 @@ def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseM
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "knobs.json").write_text(knobs.model_dump_json(indent=2))
     experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir)
-    execution = executor.execute(template.experiment_command(run_name), workspace, limits)
+    log_dir = workspace / LOG_DIR_NAME / run_name
+    execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
     outcome = RunOutcome(run_dir=run_dir, execution=execution)
     if not execution.ok:
         reason = f"hit its {execution.limit_hit} limit" if execution.limit_hit else f"exited with {execution.exit_code}"

@@ -109,22 +109,26 @@ def writable_cgroups() -> None:
 def loopback_server():
     """A TCP server on 127.0.0.1 in the host's network; yields (port, list of received payloads)."""
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
     received: list[bytes] = []
+    done = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not done.is_set():
             try:
                 conn, _ = server.accept()
-            except OSError:
-                return
+            except OSError:  # timeout: look at `done` again
+                continue
             with conn:
+                conn.settimeout(2)
                 received.append(conn.recv(100))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1], received
-    server.close()
+    done.set()
     thread.join(timeout=2)
+    server.close()
 
 
 @pytest.fixture
