@@ -38,7 +38,10 @@ def _fresh_workdir() -> Path:
 
 
 def _fail(message: str, hint: str | None = None) -> typer.Exit:
-    typer.echo(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), err=True)
+    """A usage error: one line, as every other command prints it, and exit status 2."""
+    from scientist_core.errors import SandboxError
+
+    typer.echo(f"Error: {SandboxError(message, hint).one_line()}", err=True)
     return typer.Exit(2)
 
 

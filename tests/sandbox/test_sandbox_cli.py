@@ -91,4 +91,4 @@ def test_exec_as_a_real_process(tmp_path):
     failed = _subprocess("--timeout", "1", "-w", str(tmp_path), "--", "python", "-c", "while True: pass")
     assert failed.returncode == 1 and json.loads(failed.stdout)["limit_hit"] == "timeout"
     usage = _subprocess("-w", str(tmp_path / "nope"), "--", "true")
-    assert usage.returncode == 2 and usage.stderr.startswith("error: work folder")
+    assert usage.returncode == 2 and usage.stderr.startswith("Error: work folder") and usage.stderr.count("\n") == 1
