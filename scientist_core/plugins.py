@@ -25,6 +25,7 @@ LOAD_PLUGINS_ENV = "SCIENTIST_LOAD_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "scientist_core.builtins.local_executor",
+    "scientist_core.builtins.latex_compiler",
 )
 
 # kind -> the collector hook that registers classes of that kind
