@@ -26,6 +26,7 @@ LOAD_PLUGINS_ENV = "SCIENTIST_LOAD_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "scientist_core.builtins.local_executor",
     "scientist_core.builtins.latex_compiler",
+    "scientist_core.builtins.search_replace_coder",
 )
 
 # kind -> the collector hook that registers classes of that kind

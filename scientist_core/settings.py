@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     out_dir: Path = Field(Path("scientist-runs"), description="where runs and the run store are written")
     data_dir: Path = Field(default_factory=default_data_dir, description="dataset, model and archive caches")
     executor: str = Field("local", description="where runs execute")
+    coder: str = Field("search_replace", description="what applies code changes to a run's copy of the template")
+    compiler: str = Field("latexmk", description="what turns the paper into a PDF")
+    reviewer: str = Field("llm", description="what reviews the paper")
+    searchers_order: list[str] = Field(["semantic_scholar", "openalex", "offline"],
+                                       description="literature searchers, tried in order until one answers")
     max_cost: float | None = Field(None, ge=0, description="budget per run in USD; no call may exceed it")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     templates: PluginSections = Field(default_factory=dict, description="[templates.NAME] sections")

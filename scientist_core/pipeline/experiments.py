@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from scientist_core.errors import ExperimentError
 from scientist_core.executor import Executor
 from scientist_core.models import FinalInfo
 from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
 from scientist_core.settings import SandboxSettings
 from scientist_core.store import Store
 from scientist_core.template import Template
+
+if TYPE_CHECKING:
+    from scientist_core.models import Idea
+    from scientist_core.pipeline.context import RunContext, RunRecord
 
 
 class RunOutcome(BaseModel):
@@ -40,12 +48,15 @@ def read_results(run_dir: Path) -> FinalInfo:
 
 
 def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseModel, executor: Executor,
-                limits: Limits, store: Store, run_id: str, idea: str, run_index: int) -> RunOutcome:
+                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0) -> RunOutcome:
     """Write the knobs, run the experiment in the sandbox, record the outcome in the store."""
     run_dir = workspace / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():  # a failed earlier attempt: start clean so its files cannot pass for results
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     (run_dir / "knobs.json").write_text(knobs.model_dump_json(indent=2))
-    experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir)
+    experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir,
+                                           attempt)
     log_dir = workspace / LOG_DIR_NAME / run_name
     execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
     outcome = RunOutcome(run_dir=run_dir, execution=execution)
@@ -67,3 +78,188 @@ def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseM
         notes=outcome.problem,
     )
     return outcome
+
+
+# -- the experiments stage of `scientist run` ---------------------------------------------------------------
+
+STAGE = "experiments"
+STDERR_FED_BACK = 1500
+RECORD_FILE = "run_record.json"  # what the run was meant to do, written beside its results when it succeeds
+
+
+def knob_changes_model(template: Template) -> type[BaseModel]:
+    """The template's knobs, every one optional: the schema an idea's knob changes are written in, so even a
+    small model under constrained decoding can only name knobs that exist."""
+    from typing import Optional
+
+    from pydantic import ConfigDict, create_model
+
+    fields = {name: (Optional[info.annotation], Field(None, description=info.description))
+              for name, info in template.knobs_model().model_fields.items()}
+    return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def plan_models(template: Template, max_runs: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(PlannedRun, ExperimentPlan) for this template."""
+    from pydantic import create_model
+
+    changes = knob_changes_model(template)
+    planned = create_model(
+        "PlannedRun",
+        description=(str, Field(description="what this run changes and why, in one sentence")),
+        knob_changes=(changes, Field(default_factory=changes, description="knobs to change; leave the rest null")),
+        code_change=(str, Field("", description="a code change the knobs cannot express, or empty")),
+    )
+    plan = create_model("ExperimentPlan", runs=(list[planned], Field(min_length=1, max_length=max_runs)))
+    return planned, plan
+
+
+def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
+    code = (template.files_dir() / template.experiment_file).read_bytes()
+    blob = json.dumps([template.name, template.version, knobs.model_dump(mode="json"), quick]).encode() + code
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def baseline_record(ctx: "RunContext", workspace: Path) -> "RunRecord":
+    """Run 0 of an idea: the unchanged template, executed once per template version and knobs and then
+    copied from the cache in the data folder."""
+    from scientist_core.pipeline.context import RunRecord
+
+    template, quick = ctx.template, ctx.options.quick
+    knobs = template.knobs(quick=quick)
+    cache = Path(ctx.settings.data_dir) / "baselines" / template.name / _cache_key(template, knobs, quick)
+    run_dir = workspace / "run_0"
+    done = _finished(ctx, workspace.name, 0)
+    if done is None:
+        if (cache / "final_info.json").is_file():
+            shutil.copytree(cache, run_dir, dirs_exist_ok=True)
+            experiment = ctx.store.start_experiment(ctx.run_id, workspace.name, 0, knobs.model_dump(mode="json"),
+                                                    run_dir)
+            ctx.store.finish_experiment(experiment, "done", read_results(run_dir).model_dump()["datasets"],
+                                        {"cached_from": str(cache)}, notes="baseline (cached)")
+            ctx.report(f"experiments: {workspace.name}: baseline from cache")
+        else:
+            executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
+            outcome = execute_run(template, workspace, "run_0", knobs, executor,
+                                  effective_limits(template, quick, ctx.settings.sandbox), ctx.store, ctx.run_id,
+                                  workspace.name, 0)
+            if not outcome.ok:
+                raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
+                                      f"check it alone with `scientist baseline {template.name}`; log: "
+                                      f"{outcome.execution.stderr_path}")
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(run_dir, cache, dirs_exist_ok=True)
+            ctx.report(f"experiments: {workspace.name}: baseline done in {outcome.execution.wall_s:.0f} s")
+    return RunRecord(index=0, name="run_0", description="baseline: the template unchanged",
+                     results=read_results(run_dir))
+
+
+def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
+    rows = [row for row in ctx.store.experiments(ctx.run_id)
+            if row["idea"] == idea and row["run_index"] == index and row["status"] == "done"]
+    return rows[-1] if rows else None
+
+
+def _results_text(records: list["RunRecord"]) -> str:
+    lines = []
+    for record in records:
+        means = {ds: {k: round(v, 4) for k, v in r.means.items()} for ds, r in record.results.datasets.items()}
+        lines.append(f"{record.name} ({record.description}): {json.dumps(means)}")
+    return "\n".join(lines)
+
+
+def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["RunRecord"]:
+    """Plan up to max_runs runs for `idea` and execute each in the sandbox; a failing run goes back to the
+    model with its stderr tail for up to max_tries attempts. Finished runs (a resumed run) are not redone."""
+    from scientist_core.chat import BudgetExceeded, StructuredOutputError
+    from scientist_core.models import Message
+    from scientist_core.pipeline.context import RunRecord
+
+    template, options = ctx.template, ctx.options
+    records = [baseline_record(ctx, workspace)]
+    chat = ctx.chat(STAGE)
+    planned_model, plan_model = plan_models(template, options.max_runs)
+    plan_file = workspace / "plan.json"
+    context = [
+        Message(role="system", content=ctx.template.prompt()["system"]),
+        Message(role="user", content=(
+            f"Idea: {idea.model_dump_json(by_alias=True)}\n\nBaseline results (run_0):\n{_results_text(records)}\n\n"
+            f"Plan at most {options.max_runs} experiment runs that test this idea. Each run changes knobs of the "
+            f"template (leave the others null) and, only if the knobs cannot express it, describes a code change.")),
+    ]
+    if plan_file.is_file():
+        plan = plan_model.model_validate_json(plan_file.read_text())
+    else:
+        try:
+            plan = chat.ask_structured(context, plan_model)
+        except StructuredOutputError as exc:
+            ctx.report(f"experiments: {idea.name}: no usable plan ({exc.message})")
+            return records
+        plan_file.write_text(plan.model_dump_json(indent=2))
+    notes = workspace / "notes.txt"
+    for index, planned in enumerate(plan.runs[:options.max_runs], start=1):
+        name = f"run_{index}"
+        if _finished(ctx, idea.name, index) is not None and (workspace / name / RECORD_FILE).is_file():
+            records.append(RunRecord.model_validate_json((workspace / name / RECORD_FILE).read_text()))
+            continue
+        record = _run_with_retries(ctx, chat, idea, workspace, index, planned, planned_model, context, records)
+        if record is not None:
+            records.append(record)
+            with notes.open("a") as journal:
+                journal.write(f"## {name}: {record.description}\nknob changes: {json.dumps(record.knob_changes)}\n"
+                              f"results: {_results_text([record])}\n\n")
+    return records
+
+
+def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, planned_model, context, records):
+    from scientist_core.chat import StructuredOutputError
+    from scientist_core.models import Message
+    from scientist_core.pipeline.context import RunRecord
+
+    template, options = ctx.template, ctx.options
+    executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
+    limits = effective_limits(template, options.quick, ctx.settings.sandbox)
+    name = f"run_{index}"
+    for attempt in range(options.max_tries):
+        changes = planned.knob_changes.model_dump(exclude_none=True)
+        problem = ""
+        code_changed = False
+        if planned.code_change.strip():
+            coder = ctx.host.create("coder", ctx.settings.coder, ctx.settings.coders)
+            change = coder.apply(workspace, [template.experiment_file], planned.code_change, chat)
+            ctx.store.add_artifact(ctx.run_id, "code_change", workspace / template.experiment_file,
+                                   {"idea": idea.name, "run": index, "attempt": attempt, "ok": change.ok,
+                                    "files": change.files_edited, "diff": change.diff, "message": change.message})
+            code_changed = change.ok
+            if not change.ok:
+                problem = f"the code change could not be applied: {change.message}"
+        if not problem:
+            try:
+                knobs = template.knobs(quick=options.quick, changes=changes)
+            except ExperimentError as exc:
+                problem = exc.message
+        if not problem:
+            outcome = execute_run(template, workspace, name, knobs, executor, limits, ctx.store, ctx.run_id,
+                                  idea.name, index, attempt)
+            if outcome.ok:
+                record = RunRecord(index=index, name=name, description=planned.description, knob_changes=changes,
+                                   code_changed=code_changed, results=outcome.results)
+                shutil.copy2(workspace / template.experiment_file, workspace / name / template.experiment_file)
+                (workspace / name / RECORD_FILE).write_text(record.model_dump_json(indent=2))
+                ctx.report(f"experiments: {idea.name}: {name} done ({planned.description})")
+                return record
+            problem = f"{outcome.problem}; stderr ends with:\n{outcome.execution.stderr_tail[-STDERR_FED_BACK:]}"
+        ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed: {problem.splitlines()[0]}")
+        if attempt + 1 == options.max_tries:
+            break
+        try:
+            planned = chat.ask_structured([
+                *context,
+                Message(role="user", content=(
+                    f"Results so far:\n{_results_text(records)}\n\nThe planned {name} was: "
+                    f"{planned.model_dump_json()}\nIt failed: {problem}\nGive a corrected {name}.")),
+            ], planned_model)
+        except StructuredOutputError as exc:
+            ctx.report(f"experiments: {idea.name}: no usable fix for {name} ({exc.message})")
+            break
+    return None

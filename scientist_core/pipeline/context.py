@@ -1,0 +1,89 @@
+"""What every stage of a run shares: settings, plugins, the store, the template, the options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from scientist_core.models import FinalInfo, Idea
+from scientist_core.plugins import PluginHost
+from scientist_core.settings import Settings
+from scientist_core.store import Store
+from scientist_core.template import Template
+
+
+class RunOptions(BaseModel):
+    """The knobs of `scientist run`, stored with the run so `scientist resume` continues with the same ones."""
+
+    template: str
+    num_ideas: int = Field(2, ge=1, description="new ideas to generate")
+    reflections: int = Field(3, ge=1, description="rounds per idea: a draft plus refinements")
+    novelty_rounds: int = Field(5, ge=1, description="literature-search rounds per idea before deciding")
+    skip_novelty: bool = False
+    max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
+    max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
+    citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
+    writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
+    quick: bool = False
+    improve: bool = False
+    workers: int = Field(1, ge=1, description="ideas taken through experiments to review at once")
+    model: str | None = None
+    reviewer_model: str | None = None
+
+
+class RunRecord(BaseModel):
+    """One finished experiment run of an idea, as the write-up sees it."""
+
+    index: int
+    name: str = Field(description="folder name, e.g. run_1")
+    description: str
+    knob_changes: dict[str, Any] = Field(default_factory=dict)
+    code_changed: bool = False
+    results: FinalInfo
+    notes: str = ""
+
+
+class Figure(BaseModel):
+    path: Path
+    caption: str
+
+
+@dataclass
+class RunContext:
+    """Shared by the stages of one run; stages record everything in `store` under `run_id`."""
+
+    run_id: str
+    run_dir: Path
+    options: RunOptions
+    settings: Settings
+    host: PluginHost
+    store: Store
+    template: Template
+    report: Callable[[str], None] = field(default=lambda message: None)
+    idea_name: str | None = None  # set while an idea is processed: its calls are ledger rows of `stage:idea`
+
+    def for_idea(self, idea: Idea) -> "RunContext":
+        return replace(self, idea_name=idea.name)
+
+    def chat(self, stage: str, role: str = "scientist", **options: Any):
+        """A Chat whose calls are ledger rows of this run under `stage` (`stage:idea` within an idea)."""
+        from scientist_core.chat import open_chat
+
+        model = self.options.reviewer_model if role == "reviewer" else self.options.model
+        if self.idea_name:
+            stage = f"{stage}:{self.idea_name}"
+        return open_chat(self.settings, stage=stage, role=role, model=model, store=self.store, run_id=self.run_id,
+                         host=self.host, check_ready=False, **options)
+
+    def searchers(self) -> list:
+        """The installed searchers of `searchers_order`, in that order."""
+        installed = set(self.host.names("searcher"))
+        return [self.host.create("searcher", name, self.settings.searchers)
+                for name in self.settings.searchers_order if name in installed]
+
+    def idea_dir(self, idea: Idea) -> Path:
+        """The idea's workspace: a copy of the template with its run folders."""
+        return self.run_dir / idea.name

@@ -1,0 +1,25 @@
+"""Stage 7: review. The reviewer plugin reads the compiled PDF; the review is kept beside the paper, in the
+store, and in the template's idea archive (where later ideation sees its score)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scientist_core.models import Idea
+from scientist_core.pipeline.context import RunContext
+from scientist_core.pipeline.ideas import save_to_archive
+from scientist_core.reviewer import ReviewResult, create_reviewer
+
+STAGE = "review"
+
+
+def review_paper(ctx: RunContext, idea: Idea, workspace: Path, pdf: Path, name: str = "review") -> ReviewResult:
+    reviewer = create_reviewer(ctx.host, ctx.settings)
+    result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"))
+    path = workspace / f"{name}.json"
+    path.write_text(result.model_dump_json(by_alias=True, indent=2))
+    ctx.store.add_artifact(ctx.run_id, name, path, {"idea": idea.name, "overall": result.review.overall,
+                                                    "decision": result.review.decision})
+    save_to_archive(ctx, idea, review_overall=result.review.overall, paper=str(pdf))
+    ctx.report(f"review: {idea.name}: overall {result.review.overall}/10, {result.review.decision}")
+    return result

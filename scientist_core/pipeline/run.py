@@ -1,0 +1,205 @@
+"""`scientist run` and `scientist resume`: the stages in order, each recorded before the next starts.
+
+Per run: pre-flight, then ideas. Per idea (several at once with --workers): novelty, experiments, plots,
+write-up, review. A stage that finished is never redone on resume; a stage that failed for one idea ends
+that idea, not the run. BudgetExceeded stops the run cleanly, resumable once the budget is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from scientist_core.errors import ScientistError
+from scientist_core.models import Idea
+from scientist_core.pipeline.baseline import new_run_id
+from scientist_core.pipeline.context import RunContext, RunOptions
+from scientist_core.plugins import PluginHost
+from scientist_core.settings import Settings
+from scientist_core.store import Store
+
+IDEA_STAGES = ("novelty", "experiments", "plots", "writeup", "review")
+
+
+class IdeaSummary(BaseModel):
+    name: str
+    title: str
+    novel: bool | None = None
+    runs_done: int = 0
+    paper: str | None = None
+    overall: int | None = None
+    decision: str | None = None
+    cost_usd: float = 0.0
+    problem: str = ""
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    run_dir: Path
+    ideas: list[IdeaSummary]
+    cost_usd: float
+    seconds: float
+
+
+def preflight(settings: Settings, host: PluginHost, options: RunOptions) -> None:
+    """Everything a run needs, checked before any model call: a missing piece is one line and nothing is spent."""
+    from scientist_core.chat import LLMNotReady, resolve_model, split_model_id
+    from scientist_core.reviewer import create_reviewer
+
+    template = host.create("template", options.template, settings.templates)
+    template.knobs(quick=options.quick)
+    for role, override in (("scientist", options.model), ("reviewer", options.reviewer_model)):
+        model_id = resolve_model(settings, role, override, host)
+        provider_name, name = split_model_id(model_id)
+        readiness = host.create("llm", provider_name, settings.llms).readiness(name)
+        if not readiness.ready:
+            raise LLMNotReady(f"the {role}'s model {model_id} cannot answer: {readiness.detail}",
+                              "fix that, or choose another model (--model, --reviewer-model; `scientist models`)")
+    compiler = host.create("compiler", settings.compiler, settings.compilers)
+    readiness = compiler.readiness()
+    if not readiness.ready:
+        raise ScientistError(f"the LaTeX compiler {settings.compiler!r} is not ready: {readiness.detail}",
+                             "install it before spending anything on a paper that cannot be built")
+    create_reviewer(host, settings)
+    host.create("coder", settings.coder, settings.coders)
+    host.create("executor", settings.executor, settings.executors)
+    installed = set(host.names("searcher"))
+    chain = [name for name in settings.searchers_order if name in installed]
+    if not chain:
+        raise ScientistError(f"none of the searchers {settings.searchers_order} is installed "
+                             f"(installed: {', '.join(sorted(installed)) or 'none'})",
+                             "set searchers_order in scientist.toml to installed searchers")
+
+
+def start_run(settings: Settings, host: PluginHost, options: RunOptions,
+              report: Callable[[str], None] = print) -> RunSummary:
+    preflight(settings, host, options)
+    run_id = new_run_id(options.template)
+    run_dir = Path(settings.out_dir) / run_id
+    run_dir.mkdir(parents=True)
+    store = Store(settings.store_path)
+    store.create_run(run_id, "run", options.template, run_dir, options.model_dump(mode="json"))
+    report(f"run {run_id}: {run_dir}")
+    return _run_stages(settings, host, store, run_id, run_dir, options, report)
+
+
+def resume_run(settings: Settings, host: PluginHost, run_id: str,
+               report: Callable[[str], None] = print, **changes: Any) -> RunSummary:
+    """Continue `run_id` where it stopped, with its stored options (`changes`, e.g. a raised max_cost, apply)."""
+    store = Store.open_existing(settings.store_path)
+    record = store.run(run_id)
+    if record["kind"] != "run":
+        raise ScientistError(f"{run_id} is a {record['kind']}, not a run", "resume runs started by `scientist run`")
+    options = RunOptions.model_validate({**record["settings"], **{k: v for k, v in changes.items() if v is not None}})
+    preflight(settings, host, options)
+    store.set_run_status(run_id, "running")
+    report(f"resuming {run_id}")
+    return _run_stages(settings, host, store, run_id, Path(record["workdir"]), options, report)
+
+
+def _run_stages(settings, host, store, run_id, run_dir, options, report) -> RunSummary:
+    from scientist_core.chat import BudgetExceeded
+    from scientist_core.pipeline.ideas import generate_ideas
+
+    started = time.monotonic()
+    template = host.create("template", options.template, settings.templates)
+    ctx = RunContext(run_id=run_id, run_dir=run_dir, options=options, settings=settings, host=host, store=store,
+                     template=template, report=report)
+    try:
+        ideas = _stage(ctx, "ideas", lambda: [i.model_dump(by_alias=True) for i in generate_ideas(ctx)])
+        ideas = [Idea.model_validate(item) for item in ideas]
+        with ThreadPoolExecutor(max_workers=options.workers) as pool:
+            summaries = list(pool.map(lambda idea: _process_idea(ctx, idea), ideas))
+    except BudgetExceeded:
+        store.set_run_status(run_id, "stopped")
+        raise
+    except BaseException:
+        store.set_run_status(run_id, "failed")
+        raise
+    store.set_run_status(run_id, "done")
+    return RunSummary(run_id=run_id, run_dir=run_dir, ideas=summaries, cost_usd=store.total_cost(run_id),
+                      seconds=time.monotonic() - started)
+
+
+def _stage(ctx: RunContext, name: str, work: Callable[[], Any]) -> Any:
+    """Run `work` as stage `name` unless it finished before; its JSON outcome is kept for resume."""
+    saved = ctx.run_dir / ".stages" / f"{name.replace(':', '--')}.json"
+    if saved.is_file() and any(s["name"] == name and s["status"] == "done" for s in ctx.store.stages(ctx.run_id)):
+        return json.loads(saved.read_text())
+    ctx.store.start_stage(ctx.run_id, name)
+    try:
+        outcome = work()
+    except BaseException as exc:
+        detail = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
+        ctx.store.finish_stage(ctx.run_id, name, "failed", detail)
+        raise
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_text(json.dumps(outcome, default=str))
+    ctx.store.finish_stage(ctx.run_id, name, "done")
+    return outcome
+
+
+def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
+    """One idea from novelty to review; a ScientistError ends the idea (recorded), not the run."""
+    from scientist_core.chat import BudgetExceeded
+    from scientist_core.pipeline.context import Figure, RunRecord
+    from scientist_core.pipeline.experiments import run_experiments
+    from scientist_core.pipeline.novelty import check_novelty
+    from scientist_core.pipeline.plots import make_plots
+    from scientist_core.pipeline.review import review_paper
+    from scientist_core.pipeline.writeup import write_paper
+
+    ctx = ctx.for_idea(idea)
+    summary = IdeaSummary(name=idea.name, title=idea.title)
+    workspace = ctx.idea_dir(idea)
+    key = idea.name
+    try:
+        if ctx.options.skip_novelty:
+            summary.novel = None
+        else:
+            summary.novel = _stage(ctx, f"novelty:{key}", lambda: check_novelty(ctx, idea))
+            if not summary.novel:
+                summary.problem = "not novel"
+                return summary
+        if not workspace.exists():
+            ctx.template.prepare_workspace(workspace)
+        records = [RunRecord.model_validate(r) for r in _stage(
+            ctx, f"experiments:{key}", lambda: [r.model_dump(mode="json") for r in run_experiments(ctx, idea, workspace)])]
+        summary.runs_done = len(records) - 1
+        if summary.runs_done == 0:
+            summary.problem = "no experiment run succeeded"
+            return summary
+        figures = [Figure.model_validate(f) for f in _stage(
+            ctx, f"plots:{key}", lambda: [f.model_dump(mode="json") for f in make_plots(ctx, idea, workspace, records)])]
+        paper = _stage(ctx, f"writeup:{key}",
+                       lambda: write_paper(ctx, idea, workspace, records, figures).model_dump(mode="json"))
+        summary.paper = paper.get("pdf_path")
+        if not summary.paper:
+            summary.problem = "the paper did not compile: " + "; ".join(paper.get("problems", []))[:300]
+            return summary
+        review = _stage(ctx, f"review:{key}",
+                        lambda: review_paper(ctx, idea, workspace, Path(summary.paper)).model_dump(mode="json", by_alias=True))
+        if ctx.options.improve:
+            improved = _stage(ctx, f"improve:{key}", lambda: write_paper(
+                ctx, idea, workspace, records, figures, feedback=json.dumps(review["review"])).model_dump(mode="json"))
+            if improved.get("pdf_path"):
+                summary.paper = improved["pdf_path"]
+                review = _stage(ctx, f"review-improved:{key}", lambda: review_paper(
+                    ctx, idea, workspace, Path(summary.paper), name="review_improved").model_dump(mode="json", by_alias=True))
+        summary.overall = review["review"]["Overall"]
+        summary.decision = review["review"]["Decision"]
+    except BudgetExceeded:
+        raise
+    except ScientistError as exc:
+        summary.problem = exc.one_line()
+        ctx.report(f"{idea.name}: stopped: {summary.problem}")
+    finally:
+        summary.cost_usd = sum(row["cost_usd"] for row in ctx.store.llm_calls(ctx.run_id)
+                               if row["stage"].endswith(f":{key}"))
+    return summary
