@@ -6,7 +6,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 import typer
 
@@ -179,6 +182,69 @@ def baseline(template: str = typer.Argument(..., help="Template name, see `scien
         metrics = ", ".join(f"{name}={value:.4g}" for name, value in result.means.items())
         typer.echo(f"{dataset}: {metrics}", err=True)
     typer.echo(str((outcome.run_dir / "final_info.json").resolve()))
+
+
+def _reporter() -> "Callable[[str], None]":
+    """Progress lines on stderr with the time since start, so stdout stays for results."""
+    import time
+
+    from rich.console import Console
+
+    console, start = Console(stderr=True, highlight=False), time.monotonic()
+
+    def report(message: str) -> None:
+        elapsed = int(time.monotonic() - start)
+        console.print(f"[dim]{elapsed // 60:>3}:{elapsed % 60:02d}[/dim] {message}", markup=True)
+
+    return report
+
+
+def _print_summary(summary) -> None:
+    _table(f"Run {summary.run_id} ({summary.seconds / 60:.1f} min, ${summary.cost_usd:.4f})",
+           ["idea", "novel", "runs", "paper", "overall", "decision", "cost $", "problem"],
+           [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "", i.overall or "",
+             i.decision or "", f"{i.cost_usd:.4f}", i.problem] for i in summary.ideas])
+    typer.echo(str(summary.run_dir.resolve()))
+
+
+@app.command()
+def run(template: str = typer.Argument(..., help="Template name, see `scientist templates`."),
+        num_ideas: int = typer.Option(2, "--num-ideas", help="New ideas to generate."),
+        reflections: int = typer.Option(3, "--reflections", help="Rounds per idea: a draft plus refinements."),
+        novelty_rounds: int = typer.Option(5, "--novelty-rounds", help="Literature-search rounds per idea."),
+        skip_novelty: bool = typer.Option(False, "--skip-novelty", help="Take every idea to experiments."),
+        max_runs: int = typer.Option(5, "--max-runs", help="Experiment runs per idea besides the baseline."),
+        max_tries: int = typer.Option(4, "--max-tries", help="Attempts per run when it fails."),
+        citation_rounds: int = typer.Option(5, "--citation-rounds", help="Literature searches for citations."),
+        quick: bool = typer.Option(False, "--quick", help="The template's quick mode."),
+        improve: bool = typer.Option(False, "--improve", help="Revise each paper from its review, review again."),
+        workers: int = typer.Option(1, "--workers", help="Ideas processed at once."),
+        model: Optional[str] = typer.Option(None, "--model", help="The scientist's model, provider/name."),
+        reviewer_model: Optional[str] = typer.Option(None, "--reviewer-model", help="The reviewer's model."),
+        max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget for the run in USD."),
+        out: Optional[Path] = OutOption) -> None:
+    """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template."""
+    from scientist_core.pipeline.context import RunOptions
+    from scientist_core.pipeline.run import start_run
+    from scientist_core.settings import load_settings
+
+    settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model)
+    options = RunOptions(template=template, num_ideas=num_ideas, reflections=reflections,
+                         novelty_rounds=novelty_rounds, skip_novelty=skip_novelty, max_runs=max_runs,
+                         max_tries=max_tries, citation_rounds=citation_rounds, quick=quick, improve=improve,
+                         workers=workers, model=model, reviewer_model=reviewer_model)
+    _print_summary(start_run(settings, _host(), options, _reporter()))
+
+
+@app.command()
+def resume(run_id: str = typer.Argument(..., help="The run to continue (see `scientist logs`)."),
+           max_cost: Optional[float] = typer.Option(None, "--max-cost", help="A new budget in USD."),
+           out: Optional[Path] = OutOption) -> None:
+    """Continue a run after a crash, a kill or a spent budget, without redoing finished work."""
+    from scientist_core.pipeline.run import resume_run
+    from scientist_core.settings import load_settings
+
+    _print_summary(resume_run(load_settings(out_dir=out, max_cost=max_cost), _host(), run_id, _reporter()))
 
 
 def _add_builtin_subcommands() -> None:

@@ -38,9 +38,15 @@ class Call:
 
 @dataclass
 class Script:
-    """Replies the fake LLM gives, in order, and the calls it received."""
+    """Replies the fake LLM gives, in order, and the calls it received.
+
+    `enqueue` queues replies for any request; `answer(schema_name, ...)` queues replies for requests asking
+    for that schema only, which keeps long pipelines scriptable: a request for a schema with its own queue
+    takes from it, anything else from the general queue. A reply may be a callable taking the Call.
+    """
 
     replies: deque = field(default_factory=deque)
+    by_schema: dict[str, deque] = field(default_factory=dict)
     history: list[Call] = field(default_factory=list)
 
     def enqueue(self, *replies: str | dict | BaseModel | Exception) -> "Script":
@@ -48,10 +54,21 @@ class Script:
         self.replies.extend(replies)
         return self
 
-    def next_reply(self) -> str:
-        if not self.replies:
-            raise AssertionError("the fake LLM was asked more often than replies were enqueued")
-        reply = self.replies.popleft()
+    def answer(self, schema_name: str, *replies: Any) -> "Script":
+        """Queue replies for requests whose schema is named `schema_name`."""
+        self.by_schema.setdefault(schema_name, deque()).extend(replies)
+        return self
+
+    def next_reply(self, call: Call | None = None) -> str:
+        queue = self.replies
+        if call is not None and call.schema is not None and call.schema.__name__ in self.by_schema:
+            queue = self.by_schema[call.schema.__name__]
+        if not queue:
+            asked = f" for {call.schema.__name__}" if call is not None and call.schema is not None else ""
+            raise AssertionError(f"the fake LLM was asked{asked} more often than replies were enqueued")
+        reply = queue.popleft()
+        if callable(reply) and not isinstance(reply, type):
+            reply = reply(call)
         if isinstance(reply, Exception):
             raise reply
         if isinstance(reply, BaseModel):
@@ -72,8 +89,9 @@ class FakeLLM(LLM):
         return [ModelInfo(provider=self.name, name=FAKE_MODEL, description=self.description)]
 
     def complete(self, model, messages, *, schema=None, temperature=0.7, max_tokens=4096) -> Completion:
-        self.script.history.append(Call(model, list(messages), schema))
-        text = self.script.next_reply()
+        call = Call(model, list(messages), schema)
+        self.script.history.append(call)
+        text = self.script.next_reply(call)
         usage = Usage(tokens_in=sum(len(m.content.split()) for m in messages), tokens_out=len(text.split()))
         return Completion(text=text, model=f"{self.name}/{model}", usage=usage)
 
@@ -125,3 +143,15 @@ def run_store(tmp_path: Path) -> Store:
     store = Store(tmp_path / "store" / "scientist.db")
     yield store
     store.close()
+
+
+@pytest.fixture
+def openai_server():
+    """A loopback OpenAI-compatible HTTP server (scientist_core.fake_openai.FakeOpenAIServer), started for the
+    test and stopped after it: `enqueue()` replies (text, JSON, `Reply.rate_limited()`, `Reply.error(500)`,
+    `Reply.slow(5)`), point a client at `.base_url`, read `.requests`. It also speaks Ollama (`.url`) and
+    Anthropic's Messages API."""
+    from scientist_core.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        yield server
