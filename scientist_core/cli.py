@@ -248,8 +248,11 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import sandbox
+    from scientist_core.commands import llm, review, sandbox
 
+    app.command("review")(review.review)
+    app.command("review-bench")(review.review_bench)
+    app.add_typer(llm.app, name="llm")
     app.add_typer(sandbox.app, name="sandbox")
 
 

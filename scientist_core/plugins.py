@@ -27,6 +27,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "scientist_core.builtins.local_executor",
     "scientist_core.builtins.latex_compiler",
     "scientist_core.builtins.search_replace_coder",
+    "scientist_core.builtins.searchers",
+    "scientist_core.builtins.llm_reviewer",
 )
 
 # kind -> the collector hook that registers classes of that kind

@@ -80,9 +80,9 @@ class RunContext:
 
     def searchers(self) -> list:
         """The installed searchers of `searchers_order`, in that order."""
-        installed = set(self.host.names("searcher"))
-        return [self.host.create("searcher", name, self.settings.searchers)
-                for name in self.settings.searchers_order if name in installed]
+        from scientist_core.literature import searchers_from_settings
+
+        return searchers_from_settings(self.settings, self.host)
 
     def idea_dir(self, idea: Idea) -> Path:
         """The idea's workspace: a copy of the template with its run folders."""

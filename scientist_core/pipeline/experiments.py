@@ -175,7 +175,10 @@ def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["R
     from scientist_core.models import Message
     from scientist_core.pipeline.context import RunRecord
 
+    from scientist_core.pipeline.writeup import record_machine_facts
+
     template, options = ctx.template, ctx.options
+    record_machine_facts(ctx)  # the paper's hardware and software facts come from the machine that ran it
     records = [baseline_record(ctx, workspace)]
     chat = ctx.chat(STAGE)
     planned_model, plan_model = plan_models(template, options.max_runs)

@@ -47,9 +47,13 @@ class RunSummary(BaseModel):
     seconds: float
 
 
-def preflight(settings: Settings, host: PluginHost, options: RunOptions) -> None:
+def preflight(settings: Settings, host: PluginHost, options: RunOptions,
+              report: Callable[[str], None] = print) -> None:
     """Everything a run needs, checked before any model call: a missing piece is one line and nothing is spent."""
+    import tempfile
+
     from scientist_core.chat import LLMNotReady, resolve_model, split_model_id
+    from scientist_core.pipeline.writeup import preflight_latex
     from scientist_core.reviewer import create_reviewer
 
     template = host.create("template", options.template, settings.templates)
@@ -66,6 +70,14 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions) -> None
     if not readiness.ready:
         raise ScientistError(f"the LaTeX compiler {settings.compiler!r} is not ready: {readiness.detail}",
                              "install it before spending anything on a paper that cannot be built")
+    with tempfile.TemporaryDirectory() as scratch:
+        problems = preflight_latex(template.files_dir() / "latex", compiler, Path(scratch) / "latex")
+    broken = [p for p in problems if "does not compile" in p or "not ready" in p]
+    if broken:
+        raise ScientistError(f"the paper of template {options.template!r} cannot be built: {broken[0]}",
+                             "fix the LaTeX installation or the template's latex/ folder before spending anything")
+    for problem in problems:
+        report(f"pre-flight: {problem} (the built-in skeleton will be used)")
     create_reviewer(host, settings)
     host.create("coder", settings.coder, settings.coders)
     host.create("executor", settings.executor, settings.executors)
@@ -79,7 +91,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions) -> None
 
 def start_run(settings: Settings, host: PluginHost, options: RunOptions,
               report: Callable[[str], None] = print) -> RunSummary:
-    preflight(settings, host, options)
+    preflight(settings, host, options, report)
     run_id = new_run_id(options.template)
     run_dir = Path(settings.out_dir) / run_id
     run_dir.mkdir(parents=True)
@@ -97,7 +109,7 @@ def resume_run(settings: Settings, host: PluginHost, run_id: str,
     if record["kind"] != "run":
         raise ScientistError(f"{run_id} is a {record['kind']}, not a run", "resume runs started by `scientist run`")
     options = RunOptions.model_validate({**record["settings"], **{k: v for k, v in changes.items() if v is not None}})
-    preflight(settings, host, options)
+    preflight(settings, host, options, report)
     store.set_run_status(run_id, "running")
     report(f"resuming {run_id}")
     return _run_stages(settings, host, store, run_id, Path(record["workdir"]), options, report)

@@ -1,0 +1,54 @@
+"""The `diffusion` template: the paper's DDPM on 2-D point clouds (circle, dino, line, moons), on CPUs.
+
+Everything the experiment does lives in `template/`, which the core copies into each run's workspace; this
+module only tells the core where that folder is, what the knobs are, and how much a run may use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from scientist_core import Limits, Template, hookimpl
+from scientist_diffusion import __version__
+
+TEMPLATE_DIR = Path(__file__).parent / "template"
+
+
+class DiffusionTemplate(Template):
+    name = "diffusion"
+    description = "DDPM with an MLP denoiser on 2-D data (circle, dino, line, moons); KL of samples to data."
+    version = __version__
+    # a fifth of the steps and a fifth of the samples: about 40 s on two cores, and a model that has learnt the
+    # coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
+    quick_knobs = {"steps": 2000, "num_samples": 2000}
+    # the full baseline takes about 4 minutes on two idle cores; ideas may make the model bigger or slower
+    limits = Limits(timeout_s=3600, memory_mb=8192)
+    quick_limits = Limits(timeout_s=600, memory_mb=8192)
+
+    def files_dir(self) -> Path:
+        return TEMPLATE_DIR
+
+    def knobs_model(self) -> type[BaseModel]:
+        return _knobs_from_experiment_file()
+
+
+@cache
+def _knobs_from_experiment_file() -> type[BaseModel]:
+    """`Knobs` from template/experiment.py, loaded by path: the script must stay standalone in a workspace."""
+    path = TEMPLATE_DIR / "experiment.py"
+    spec = importlib.util.spec_from_file_location("scientist_diffusion._experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    # registered so pydantic (and pickle) can find the model's module by name
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Knobs
+
+
+@hookimpl
+def register_templates(register) -> None:
+    register(DiffusionTemplate)

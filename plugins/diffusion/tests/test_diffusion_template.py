@@ -1,0 +1,311 @@
+"""The diffusion template end to end: registration, knobs, data, real quick runs (through the CLI and sandbox too),
+reproducibility, a bad setting scoring worse, plots, prompts and the paper skeleton compiled with real LaTeX."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scientist_core.errors import ExperimentError
+from scientist_core.models import FinalInfo, Idea
+from scientist_diffusion.latex import METRICS, write_results_table
+from scientist_diffusion.plugin import DiffusionTemplate, _knobs_from_experiment_file
+
+DATASETS = ["circle", "dino", "line", "moons"]
+METRIC_NAMES = {"training_time", "eval_loss", "inference_time", "kl_divergence"}
+SCIENTIST = Path(sys.executable).with_name("scientist")
+# a learning rate 100x too small: training runs normally but the model learns too little in quick mode's steps
+BAD_KNOBS = {"learning_rate": 3e-6}
+
+
+@pytest.fixture(scope="module")
+def template() -> DiffusionTemplate:
+    return DiffusionTemplate()
+
+
+@pytest.fixture(scope="module")
+def experiment_module(template):
+    """template/experiment.py as a module (the plugin loads it by path for the knobs)."""
+    _knobs_from_experiment_file()
+    return sys.modules["scientist_diffusion._experiment"]
+
+
+def start_experiment(template: DiffusionTemplate, workspace: Path, changes: dict | None = None) -> subprocess.Popen:
+    """Start experiment.py in quick mode the way the core does: knobs.json in the run folder, then the command."""
+    template.prepare_workspace(workspace)
+    (workspace / "run_0").mkdir()
+    (workspace / "run_0" / "knobs.json").write_text(template.knobs(quick=True, changes=changes).model_dump_json())
+    command = template.experiment_command("run_0")  # ["python", "experiment.py", ...]: use this test's Python
+    return subprocess.Popen([sys.executable, *command[1:]], cwd=workspace, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, workspace: Path) -> Path:
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    return workspace / "run_0"
+
+
+def final_info(run_dir: Path) -> FinalInfo:
+    return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
+
+
+def kl(run_dir: Path) -> dict[str, float]:
+    return {name: result.means["kl_divergence"] for name, result in final_info(run_dir).datasets.items()}
+
+
+@pytest.fixture(scope="module")
+def cli_baseline(tmp_path_factory) -> Path:
+    """`scientist baseline diffusion --quick` through the real console script and the real sandbox: run_0."""
+    work = tmp_path_factory.mktemp("cli")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SCIENTIST_")}
+    env.update(HOME=str(work / "home"), SCIENTIST_DATA_DIR=str(work / "data"))
+    proc = subprocess.run([str(SCIENTIST), "baseline", "diffusion", "--quick", "--out", str(work / "out")],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    printed = Path(proc.stdout.strip().splitlines()[0])
+    assert printed.name == "final_info.json" and printed.is_file(), proc.stdout
+    assert printed.is_relative_to(work / "out")
+    return printed.parent
+
+
+@pytest.fixture(scope="module")
+def bad_run(template, tmp_path_factory) -> Path:
+    workspace = tmp_path_factory.mktemp("bad")
+    return finish(start_experiment(template, workspace, {**BAD_KNOBS, "datasets": ["circle", "moons"]}), workspace)
+
+
+# -- registration and knobs ------------------------------------------------------------------------------------
+
+def test_registered_through_the_entry_point(plugin_host):
+    registration = plugin_host.get("template", "diffusion")
+    assert registration.cls is DiffusionTemplate
+    assert registration.plugin.distribution == "scientist-diffusion"
+
+
+def test_defaults_are_the_papers_baseline(template):
+    knobs = template.knobs()
+    assert knobs.datasets == DATASETS
+    assert (knobs.steps, knobs.batch_size, knobs.learning_rate, knobs.lr_schedule) == (10_000, 256, 3e-4, "cosine")
+    assert (knobs.hidden_size, knobs.hidden_layers, knobs.embedding_dim, knobs.input_scale) == (256, 3, 128, 25.0)
+    assert (knobs.num_timesteps, knobs.beta_schedule, knobs.beta_start, knobs.beta_end) == (100, "linear", 1e-4, 0.02)
+    assert (knobs.ema_beta, knobs.ema_every, knobs.grad_clip) == (0.995, 10, 0.5)
+    assert (knobs.dataset_size, knobs.num_samples, knobs.kl_neighbours) == (100_000, 10_000, 5)
+
+
+def test_unknown_knob_is_rejected(template):
+    with pytest.raises(ExperimentError, match="lerning_rate"):
+        template.knobs(changes={"lerning_rate": 0.1})
+
+
+@pytest.mark.parametrize("changes", [
+    {"learning_rate": -1.0}, {"datasets": ["mnist"]}, {"datasets": []}, {"steps": "many"},
+    {"embedding_dim": 127}, {"beta_schedule": "cosine"}, {"ema_beta": 1.0}, {"num_timesteps": 1},
+    {"num_samples": 10, "kl_neighbours": 10},
+])
+def test_invalid_knob_values_are_rejected(template, changes):
+    with pytest.raises(ExperimentError):
+        template.knobs(changes=changes)
+
+
+def test_quick_overrides_apply_and_an_ideas_changes_win(template):
+    full, quick = template.knobs(), template.knobs(quick=True)
+    for key, value in template.quick_knobs.items():
+        assert getattr(quick, key) == value != getattr(full, key)
+    assert template.knobs(quick=True, changes={"steps": 7}).steps == 7
+
+
+def test_every_knob_is_described(template):
+    fields = template.knobs_model().model_fields
+    assert {"steps", "batch_size", "learning_rate", "hidden_size", "hidden_layers", "embedding_dim",
+            "num_timesteps", "beta_schedule", "ema_beta", "datasets", "seed", "num_samples", "eval_batch_size",
+            "num_workers"} <= set(fields)
+    assert all(field.description for field in fields.values())
+
+
+def test_template_files_import_only_declared_dependencies(template):
+    allowed = {"numpy", "scipy", "torch", "pydantic", "matplotlib"} | set(sys.stdlib_module_names)
+    for script in ("experiment.py", "plot.py"):
+        tree = ast.parse((template.files_dir() / script).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert imported <= allowed, f"{script} imports {imported - allowed}"
+
+
+def test_experiment_docstring_gives_the_exact_command(template):
+    doc = ast.get_docstring(ast.parse((template.files_dir() / "experiment.py").read_text()))
+    assert " ".join(template.experiment_command("run_0")) in doc
+
+
+def test_prepare_workspace_copies_the_template(template, tmp_path):
+    workspace = template.prepare_workspace(tmp_path / "ws")
+    for name in ("experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex",
+                 "latex/scientistconf.sty", "latex/references.bib", "latex/results_table.tex"):
+        assert (workspace / name).is_file(), name
+    assert not list(workspace.rglob("__pycache__"))
+
+
+# -- data ----------------------------------------------------------------------------------------------------------
+
+def test_dino_is_the_datasaurus_sampled_and_scaled_as_in_v1(experiment_module):
+    raw = experiment_module.dino_points()
+    assert raw.shape == (142, 2)
+    assert "data_morph" not in sys.modules  # read from the installed package's folder, not imported
+    points = experiment_module.make_dataset("dino", 8000)
+    assert points.shape == (8000, 2) and points.dtype == np.float32
+    # v1: rng(42) picks 8000 rows, adds 0.15 N(0, 1) to x (all first) then to y, then scales
+    rng = np.random.default_rng(42)
+    rows = rng.integers(0, 142, 8000)
+    x = (raw[rows, 0] + 0.15 * rng.normal(size=8000)) / 54 * 4 - 4
+    y = (raw[rows, 1] + 0.15 * rng.normal(size=8000)) / 48 * 4 - 4
+    np.testing.assert_allclose(points, np.stack([x, y], axis=1), rtol=1e-5, atol=1e-5)
+    assert -4.5 < points.min() and points.max() < 4.8
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_datasets_are_fixed_and_bounded(experiment_module, name):
+    points = experiment_module.make_dataset(name, 5000)
+    assert points.shape == (5000, 2) and np.isfinite(points).all()
+    assert np.abs(points).max() < 5
+    np.testing.assert_array_equal(points, experiment_module.make_dataset(name, 5000))
+
+
+def test_kl_estimator_is_small_for_the_same_distribution_and_large_for_another(experiment_module):
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(20_000, 2))
+    same = experiment_module.kl_divergence(real, rng.normal(size=(5_000, 2)), 5)
+    shifted = experiment_module.kl_divergence(real, rng.normal(size=(5_000, 2)) + [1.0, 0.0], 5)
+    assert abs(same) < 0.05
+    # KL(N(0, I) || N((1, 0), I)) = 1/2 nat = 0.721 bits
+    assert shifted == pytest.approx(0.5 / np.log(2), rel=0.1)
+
+
+# -- real runs -------------------------------------------------------------------------------------------------
+
+def test_a_quick_baseline_through_the_cli_writes_the_results_contract(cli_baseline, template):
+    info = final_info(cli_baseline)
+    assert list(info.datasets) == DATASETS
+    for result in info.datasets.values():
+        assert set(result.means) == METRIC_NAMES
+        assert all(np.isfinite(value) for value in result.means.values())
+        assert result.means["training_time"] > 0 and result.means["inference_time"] > 0
+    with np.load(cli_baseline / "all_results.npz") as arrays:
+        for name in DATASETS:
+            assert arrays[f"{name}.train_loss"].shape == (template.quick_knobs["steps"],)
+            assert arrays[f"{name}.samples"].shape == (template.quick_knobs["num_samples"], 2)
+    # quick mode must learn the coarse shapes, or a good idea could not be told from a bad one
+    kls = kl(cli_baseline)
+    assert kls["circle"] < 1.0 and kls["line"] < 0.5 and kls["moons"] < 0.8 and kls["dino"] < 7.0, kls
+
+
+def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(cli_baseline, template, tmp_path):
+    # one dataset, in this process (num_workers=1): the parallel run of all four must give the same numbers
+    again = start_experiment(template, tmp_path / "again", {"datasets": ["moons"], "num_workers": 1})
+    # the first step's loss depends only on the seed (initialisation, batch, noise): a few steps tell seeds apart
+    other = start_experiment(template, tmp_path / "other", {"datasets": ["moons"], "seed": 1, "steps": 20,
+                                                            "num_samples": 100})
+    again, other = finish(again, tmp_path / "again"), finish(other, tmp_path / "other")
+    baseline, repeated = final_info(cli_baseline).datasets["moons"].means, final_info(again).datasets["moons"].means
+    for key in ("eval_loss", "kl_divergence"):
+        assert repeated[key] == baseline[key]
+    with np.load(cli_baseline / "all_results.npz") as first, np.load(again / "all_results.npz") as second, \
+            np.load(other / "all_results.npz") as third:
+        np.testing.assert_array_equal(first["moons.samples"], second["moons.samples"])
+        np.testing.assert_array_equal(first["moons.train_loss"], second["moons.train_loss"])
+        assert third["moons.train_loss"][0] != first["moons.train_loss"][0]
+
+
+def test_a_bad_learning_rate_scores_clearly_worse(cli_baseline, bad_run):
+    good, bad = kl(cli_baseline), kl(bad_run)
+    for name in bad:
+        assert bad[name] > 2 * good[name] and bad[name] - good[name] > 0.5, (name, bad, good)
+
+
+def test_a_diverging_run_fails_with_one_line(template, tmp_path):
+    proc = start_experiment(template, tmp_path / "diverge", {"datasets": ["line"], "learning_rate": 1e9,
+                                                             "num_workers": 1})
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert stderr.strip().splitlines() == [stderr.strip()] and "diverged" in stderr
+    assert not (tmp_path / "diverge" / "run_0" / "final_info.json").exists()
+
+
+# -- plot step ---------------------------------------------------------------------------------------------------
+
+def test_plot_draws_every_run(cli_baseline, bad_run, template, tmp_path):
+    workspace = template.prepare_workspace(tmp_path / "plots")
+    command = template.plot_command([str(cli_baseline), str(bad_run)])
+    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert {path.name for path in workspace.glob("*.png")} == {"train_loss.png", "generated_images.png"}
+    for path in workspace.glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 20_000  # drawn, not blank
+
+
+def test_plot_names_a_run_that_has_no_results(template, tmp_path):
+    proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "all_results.npz is missing" in proc.stderr
+
+
+# -- prompts, ideas, paper ---------------------------------------------------------------------------------------
+
+def test_prompt_and_seed_ideas_load_through_the_base_class(template):
+    prompt = template.prompt()
+    assert prompt["system"].strip() and prompt["task_description"].strip()
+    ideas = template.seed_ideas()
+    assert 1 <= len(ideas) <= 2 and all(isinstance(idea, Idea) for idea in ideas)
+    knob_names = set(template.knobs_model().model_fields)
+    for idea in ideas:  # a seed idea should be runnable by changing knobs this template has
+        assert any(name in idea.experiment for name in knob_names), idea.name
+
+
+def table_numbers(tex: str) -> dict[tuple[str, str], list[str]]:
+    """(dataset, run) -> the cells of its row, as printed, from a results_table.tex."""
+    rows, dataset = {}, None
+    for line in tex.splitlines():
+        if not line.endswith(r"\\") or line.startswith("Dataset"):
+            continue
+        cells = [re.sub(r"\\textbf\{(.*)\}", r"\1", cell.strip()) for cell in line[:-2].split("&")]
+        dataset = cells[0] or dataset
+        rows[(dataset, cells[1].replace(r"\_", "_"))] = cells[2:]
+    return rows
+
+
+@pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdflatex")), reason="needs latexmk and pdflatex")
+def test_the_paper_skeleton_compiles_with_the_results_table_of_real_runs(cli_baseline, bad_run, template, tmp_path):
+    workspace = template.prepare_workspace(tmp_path / "paper")
+    latex = workspace / "latex"
+    skeleton = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "template.tex"],
+                              cwd=latex, capture_output=True, text=True, timeout=120)
+    assert skeleton.returncode == 0, skeleton.stdout[-3000:]
+
+    runs = {"Baseline": cli_baseline, "lr_3e-6": bad_run}
+    write_results_table(runs, latex / "results_table.tex")
+    subprocess.run([sys.executable, "plot.py", *map(str, runs.values())], cwd=workspace, check=True, timeout=120)
+    proc = subprocess.run(["latexmk", "-g", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "template.tex"],
+                          cwd=latex, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (latex / "template.pdf").read_bytes()[:5] == b"%PDF-"
+    log = (latex / "template.log").read_text(errors="replace")
+    assert "generated_images.png" in log and "results_table.tex" in log
+
+    rows = table_numbers((latex / "results_table.tex").read_text())
+    expected = {(dataset, run): result.means for run, folder in runs.items()
+                for dataset, result in final_info(folder).datasets.items()}
+    assert set(rows) == set(expected)
+    for key, means in expected.items():
+        assert rows[key] == [f"{means[metric]:.{decimals}f}" for metric, _, decimals, _ in METRICS], key

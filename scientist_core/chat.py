@@ -1,0 +1,451 @@
+"""The one path every model call takes: retries, timeouts, a budget, structured output and the ledger.
+
+    chat = open_chat(settings, stage="ideas", store=store, run_id=run_id)     # resolves the model
+    text = chat.ask([Message(role="user", content="...")])
+    idea = chat.ask_structured([...], Idea)                                     # a validated Idea
+
+Every request sent to a provider becomes one row of the run store's LLM ledger (model, messages, response,
+tokens, cost, latency, error), failed attempts and repair rounds included. Retries (rate limits, 5xx,
+timeouts, dropped connections) are bounded, back off exponentially with jitter and honour Retry-After.
+Before each request the call's worst-case cost (prompt tokens plus max_tokens at the model's price) is
+checked against `max_cost`: a call that could exceed it is not sent, and BudgetExceeded says how to go on.
+
+This module imports no provider SDK; providers translate their own errors into the LLMError family below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from scientist_core.errors import ScientistError
+from scientist_core.models import Completion, Message, Usage
+
+if TYPE_CHECKING:
+    from scientist_core.llm import LLM
+    from scientist_core.plugins import PluginHost
+    from scientist_core.settings import Settings
+    from scientist_core.store import Store
+
+__all__ = [
+    "BudgetExceeded", "Chat", "LLMError", "LLMNotReady", "LLMTimeout", "MissingAPIKey", "NoModelConfigured",
+    "Price", "RateLimited", "RetryPolicy", "StructuredOutputError", "TransientLLMError", "estimate_tokens",
+    "extract_json", "open_chat", "parse_retry_after", "redact", "resolve_model", "split_model_id",
+]
+
+T = TypeVar("T", bound=BaseModel)
+
+LOCAL_PROVIDER = "local"
+KEY_ENV_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+INSTALL_LOCAL_HINT = ("install the local model with `make run` (or `pip install -e plugins/llm_backends/local` "
+                      "then `scientist-llm-local install`)")
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+class LLMError(ScientistError):
+    """A model call failed in a way retrying will not fix (bad request, refused key, unknown model...)."""
+
+
+class LLMNotReady(LLMError):
+    """The provider cannot answer at all right now (no key, server down, weights missing): nothing was sent."""
+
+
+class MissingAPIKey(LLMNotReady):
+    """The environment variable holding a provider's key is not set."""
+
+    def __init__(self, env_var: str, provider: str = "") -> None:
+        who = f"the {provider} models need" if provider else "this model needs"
+        super().__init__(f"{env_var} is not set: {who} an API key",
+                         f"export {env_var}=... (it is read from the environment only), or choose another model "
+                         "with --model (see `scientist models`)")
+        self.env_var = env_var
+
+
+class TransientLLMError(LLMError):
+    """A failure worth retrying: 5xx, a dropped connection, a timeout; `retry_after` is the server's wish."""
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class RateLimited(TransientLLMError):
+    """HTTP 429."""
+
+
+class LLMTimeout(TransientLLMError):
+    """The provider did not answer in time."""
+
+
+class StructuredOutputError(LLMError):
+    """The model gave no valid instance of the schema within the repair rounds."""
+
+
+class BudgetExceeded(ScientistError):
+    """The next call could take the run past `max_cost`; it was not sent."""
+
+    def __init__(self, spent: float, limit: float, estimate: float, model: str, run_id: str | None = None) -> None:
+        resume = f" then resume run {run_id}" if run_id else ""
+        super().__init__(
+            f"budget reached: ${spent:.4f} of max_cost ${limit:.4f} spent, and the next call to {model} "
+            f"could cost up to ${estimate:.4f}",
+            f"raise max_cost (--max-cost, SCIENTIST_MAX_COST or max_cost in scientist.toml){resume}")
+        self.spent, self.limit, self.estimate, self.model = spent, limit, estimate, model
+
+
+class NoModelConfigured(ScientistError):
+    """No model was chosen and the local model's plugin is not installed."""
+
+
+# -- small helpers ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Price:
+    """USD per token, in and out; what a provider's `price(model)` returns."""
+
+    input_per_token: float = 0.0
+    output_per_token: float = 0.0
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return tokens_in * self.input_per_token + tokens_out * self.output_per_token
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: `max_retries` more attempts after the first, delays base·2^n (≤ max_delay_s) with
+    jitter, or the server's Retry-After when it sends one (≤ max_retry_after_s, else give up)."""
+
+    max_retries: int = 4
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    jitter: float = 0.5
+    max_retry_after_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
+        return ceiling * (1 - self.jitter * rng.random())
+
+
+_SECRET_PATTERNS = (
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"), "***"),            # OpenAI / Anthropic style keys
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.=]{8,}"), r"\1***"),
+    (re.compile(r"(?i)((?:x-)?api[-_]?key['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9_\-]{8,}"), r"\1***"),
+)
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """`text` with API keys masked: the given secret values, and anything shaped like a key."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` (seconds or an HTTP date); None if absent."""
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token count for text (about 3 characters a token) when a provider offers none."""
+    return math.ceil(len(text) / 3)
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """"provider/name" -> ("provider", "name"); the name may itself contain slashes."""
+    provider, sep, name = model_id.partition("/")
+    if not sep or not provider or not name:
+        raise LLMError(f"model {model_id!r} is not of the form provider/name",
+                       "e.g. --model openai/gpt-4o-mini or local/qwen2.5-coder-1.5b-instruct (see `scientist models`)")
+    return provider, name
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a model's answer: the whole text, a ```json fence, or the outermost {...} / [...]."""
+    stripped = text.strip()
+    candidates = [stripped]
+    fence = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.S)
+    if fence:
+        candidates.append(fence.group(1).strip())
+    for open_, close in (("{", "}"), ("[", "]")):
+        start, end = stripped.find(open_), stripped.rfind(close)
+        if 0 <= start < end:
+            candidates.append(stripped[start:end + 1])
+    error: json.JSONDecodeError | None = None
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            error = error or exc
+    assert error is not None
+    raise error
+
+
+def _validation_summary(exc: ValidationError, limit: int = 8) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+# -- the chat ------------------------------------------------------------------------------------------
+
+class Chat:
+    """A model bound to where its calls are recorded and what they may cost.
+
+    `provider` is an LLM plugin instance and `model` the name it knows (no provider prefix). Calls are
+    recorded in `store` under `run_id` and `stage`; with `max_cost` set, the run's spending (the store's
+    total for `run_id`, or this chat's own when there is no run) may not pass it.
+    """
+
+    def __init__(self, provider: "LLM", model: str, *, store: "Store | None" = None, run_id: str | None = None,
+                 stage: str = "chat", max_cost: float | None = None, temperature: float = 0.7,
+                 max_tokens: int = 4096, retry: RetryPolicy | None = None, repair_rounds: int = 2,
+                 schema_in_prompt: bool = True, sleep: Callable[[float], None] = time.sleep,
+                 seed: int | None = None) -> None:
+        self.provider = provider
+        self.model = model
+        self.store = store
+        self.run_id = run_id
+        self.stage = stage
+        self.max_cost = max_cost
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.retry = retry or RetryPolicy()
+        self.repair_rounds = repair_rounds
+        self.schema_in_prompt = schema_in_prompt
+        self.sleep = sleep
+        self._rng = random.Random(seed)
+        self._spent = 0.0
+        self.usage = Usage()          # what this chat's calls used, all attempts together
+        self.last: Completion | None = None
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+    # -- money -----------------------------------------------------------------------------------------
+
+    @property
+    def spent(self) -> float:
+        """USD spent so far by the run (from the store) or, without a run, by this chat."""
+        if self.store is not None and self.run_id is not None:
+            return self.store.total_cost(self.run_id)
+        return self._spent
+
+    def price(self) -> Price | None:
+        price_of = getattr(self.provider, "price", None)
+        return price_of(self.model) if callable(price_of) else None
+
+    def count_tokens(self, messages: Sequence[Message], schema: type[BaseModel] | None = None) -> int:
+        counter = getattr(self.provider, "count_tokens", None)
+        extra = estimate_tokens(json.dumps(schema.model_json_schema())) if schema is not None else 0
+        if callable(counter):
+            try:
+                return int(counter(self.model, list(messages))) + extra
+            except Exception:  # a tokenizer problem must not stop the call; fall back to the estimate
+                pass
+        return sum(estimate_tokens(m.content) + 4 for m in messages) + extra
+
+    def estimate_cost(self, messages: Sequence[Message], schema: type[BaseModel] | None = None,
+                      max_tokens: int | None = None) -> float:
+        """The most the next call can cost: its prompt tokens plus max_tokens at the model's price."""
+        price = self.price()
+        if price is None or (price.input_per_token == 0 and price.output_per_token == 0):
+            return 0.0
+        return price.cost(self.count_tokens(messages, schema), max_tokens or self.max_tokens)
+
+    def _check_budget(self, messages: Sequence[Message], schema: type[BaseModel] | None, max_tokens: int) -> None:
+        if self.max_cost is None:
+            return
+        estimate = self.estimate_cost(messages, schema, max_tokens)
+        spent = self.spent
+        if estimate > 0 and spent + estimate > self.max_cost:
+            raise BudgetExceeded(spent, self.max_cost, estimate, self.model_id, self.run_id)
+
+    # -- one request, retried ----------------------------------------------------------------------------
+
+    def _record(self, messages: Sequence[Message], response: str | None, usage: Usage, latency: float,
+                error: str | None) -> None:
+        self.usage = Usage(tokens_in=self.usage.tokens_in + usage.tokens_in,
+                           tokens_out=self.usage.tokens_out + usage.tokens_out,
+                           cost_usd=self.usage.cost_usd + usage.cost_usd)
+        self._spent += usage.cost_usd
+        if self.store is None:
+            return
+        self.store.record_llm_call(
+            run_id=self.run_id, stage=self.stage, model=self.model_id,
+            messages=[m.model_dump() for m in messages], response=response, tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, latency_s=latency, error=error)
+
+    def complete(self, messages: Sequence[Message | Mapping[str, str]], *, schema: type[BaseModel] | None = None,
+                 temperature: float | None = None, max_tokens: int | None = None) -> Completion:
+        """Send `messages` (retrying transient failures) and return the provider's Completion."""
+        msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+        max_tokens = max_tokens or self.max_tokens
+        temperature = self.temperature if temperature is None else temperature
+        attempt = 0
+        while True:
+            self._check_budget(msgs, schema, max_tokens)
+            start = time.monotonic()
+            try:
+                completion = self.provider.complete(self.model, msgs, schema=schema, temperature=temperature,
+                                                    max_tokens=max_tokens)
+            except LLMNotReady:
+                raise  # nothing was sent: no ledger row
+            except TransientLLMError as exc:
+                self._record(msgs, None, Usage(), time.monotonic() - start, redact(exc.one_line()))
+                too_long = exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after_s
+                if attempt >= self.retry.max_retries or too_long:
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    raise type(exc)(f"{self.model_id}: {exc.message} (gave up after {tries})",
+                                    exc.hint or "try again later, or choose another model with --model",
+                                    retry_after=exc.retry_after, status=exc.status) from exc
+                self.sleep(self.retry.delay(attempt, exc.retry_after, self._rng))
+                attempt += 1
+                continue
+            except Exception as exc:
+                text = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
+                self._record(msgs, None, Usage(), time.monotonic() - start, redact(text))
+                raise
+            latency = time.monotonic() - start
+            usage = completion.usage
+            if usage.cost_usd == 0:
+                price = self.price()
+                if price is not None:
+                    usage = Usage(tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+                                  cost_usd=price.cost(usage.tokens_in, usage.tokens_out))
+                    completion = completion.model_copy(update={"usage": usage})
+            self._record(msgs, completion.text, usage, latency, None)
+            self.last = completion
+            return completion
+
+    # -- the two ways to ask -------------------------------------------------------------------------------
+
+    def ask(self, messages: Sequence[Message | Mapping[str, str]] | str, *, temperature: float | None = None,
+            max_tokens: int | None = None) -> str:
+        """Chat messages (or one user prompt as a string) in, the answer's text out."""
+        return self.complete(_as_messages(messages), temperature=temperature, max_tokens=max_tokens).text
+
+    def ask_structured(self, messages: Sequence[Message | Mapping[str, str]] | str, schema: type[T], *,
+                       temperature: float | None = None, max_tokens: int | None = None,
+                       repair_rounds: int | None = None) -> T:
+        """A validated instance of `schema`: the provider's JSON-schema mode where it has one, then
+        validation; an invalid answer is sent back with the error for another try, `repair_rounds` times."""
+        msgs = _as_messages(messages)
+        if self.schema_in_prompt:
+            msgs = _with_schema_instruction(msgs, schema)
+        rounds = self.repair_rounds if repair_rounds is None else repair_rounds
+        for round_ in range(rounds + 1):
+            text = self.complete(msgs, schema=schema, temperature=temperature, max_tokens=max_tokens).text
+            try:
+                return schema.model_validate(extract_json(text))
+            except json.JSONDecodeError as exc:
+                problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            except ValidationError as exc:
+                problem = f"it does not match the schema: {_validation_summary(exc)}"
+            if round_ == rounds:
+                raise StructuredOutputError(
+                    f"{self.model_id} gave no valid {schema.__name__} after {rounds + 1} tries: the last answer: "
+                    f"{problem}",
+                    "try a stronger model (--model), or allow more repair rounds")
+            msgs = [*msgs, Message(role="assistant", content=text),
+                    Message(role="user", content=f"Your answer cannot be used: {problem}. Reply again with only "
+                            f"the corrected JSON object for {schema.__name__}, nothing else.")]
+        raise AssertionError("unreachable")
+
+
+def _as_messages(messages: Sequence[Message | Mapping[str, str]] | str) -> list[Message]:
+    if isinstance(messages, str):
+        return [Message(role="user", content=messages)]
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+
+
+def _with_schema_instruction(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
+    line = (f"Answer with a single JSON object for {schema.__name__} that matches this JSON schema, and nothing "
+            f"else:\n{json.dumps(schema.model_json_schema(), separators=(',', ':'))}")
+    if messages and messages[0].role == "system":
+        first = Message(role="system", content=f"{messages[0].content}\n\n{line}")
+        return [first, *messages[1:]]
+    return [Message(role="system", content=line), *messages]
+
+
+# -- choosing the model ----------------------------------------------------------------------------------
+
+def resolve_model(settings: "Settings", role: Literal["scientist", "reviewer"] = "scientist",
+                  override: str | None = None, host: "PluginHost | None" = None) -> str:
+    """The model id (provider/name) for `role`: `override` (--model), else the setting (`reviewer_model`,
+    falling back to `model`, for the reviewer), else the local model when its plugin is installed."""
+    if override:
+        return override
+    chosen = (settings.reviewer_model or settings.model) if role == "reviewer" else settings.model
+    if chosen:
+        return chosen
+    if host is None:
+        from scientist_core.plugins import get_host
+
+        host = get_host()
+    if LOCAL_PROVIDER in host.names("llm"):
+        offered = host.create("llm", LOCAL_PROVIDER, settings.llms).models()
+        if offered:
+            return offered[0].id
+    raise NoModelConfigured(
+        "no model is configured and the local model's plugin is not installed",
+        f"{INSTALL_LOCAL_HINT}, or set {' or '.join(KEY_ENV_VARS)} and choose a model with --model or "
+        "SCIENTIST_MODEL, e.g. openai/gpt-4o-mini")
+
+
+def open_chat(settings: "Settings", *, stage: str, role: Literal["scientist", "reviewer"] = "scientist",
+              model: str | None = None, store: "Store | None" = None, run_id: str | None = None,
+              host: "PluginHost | None" = None, check_ready: bool = True, **options: Any) -> Chat:
+    """A Chat for `role`'s model (see resolve_model), created from the installed plugins and settings,
+    with settings.max_cost as its budget; `options` go to Chat (temperature, max_tokens, retry, ...)."""
+    if host is None:
+        from scientist_core.plugins import get_host
+
+        host = get_host()
+    model_id = resolve_model(settings, role, model, host)
+    provider_name, name = split_model_id(model_id)
+    provider = host.create("llm", provider_name, settings.llms)
+    if check_ready:
+        readiness = provider.readiness(name)
+        if not readiness.ready:
+            raise LLMNotReady(f"{model_id} cannot answer: {readiness.detail or 'not ready'}",
+                              "fix that, or choose another model with --model (see `scientist models`)")
+    options.setdefault("max_cost", settings.max_cost)
+    return Chat(provider, name, store=store, run_id=run_id, stage=stage, **options)

@@ -1,0 +1,980 @@
+"""The LaTeX a paper is built from, generated and checked by code: no model call happens here.
+
+The write-up stage (scientist_core.pipeline.writeup) asks a model for the prose of each section; this module
+holds everything around that prose that must not depend on a model being right:
+
+- the numbers: `result_values(runs)` turns the recorded results into `\\result{KEY}` values
+  (`run1.circles.val_accuracy`, `run1.circles.val_accuracy.stderr`; `run0` is the baseline), formatted with
+  the same decimals across the runs of one metric; `meta_tex(...)` defines them for LaTeX together with the
+  title, the abstract and the machine the runs used (`machine_facts()`);
+- what code places: `results_table_tex(...)`, `figure_tex(...)`, `body_tex(...)`;
+- `SectionRules` and `check_section(text, rules)`: what a model's section may not contain (typed numbers, unknown
+  `\\result` keys and citations, "Run 2", forbidden commands, unbalanced braces ...), as problems to feed back;
+  `repair_section(text, rules)`: the same problems removed by code; `plain_text_section(text, rules)`: the last
+  resort, the section as escaped plain text that always compiles, keeping its `\\result` values and citations.
+
+The LaTeX contract between the core and a template's skeleton is in docs/writeup.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scientist_core.pipeline.context import RunRecord
+
+__all__ = [
+    "ABSTRACT_FILE", "BODY_FILE", "FIGURES_DIR", "GENERATED_DIR", "META_FILE", "Problem", "ResultValue",
+    "SECTIONS", "Section", "SectionRules", "TABLE_FILE", "TABLE_LABEL", "body_tex", "check_section",
+    "cited_keys", "env_macros", "figure_tex", "labels_in", "latex_escape", "machine_facts", "meta_tex",
+    "normalize_text", "numbers_of",
+    "plain_text_section", "repair_section", "result_values", "results_table_tex", "run_label", "sanitize_key",
+]
+
+GENERATED_DIR = "generated"
+META_FILE = "generated/meta.tex"
+BODY_FILE = "generated/body.tex"
+ABSTRACT_FILE = "generated/abstract.tex"
+TABLE_FILE = "generated/results-table.tex"
+FIGURES_DIR = "figures"
+TABLE_LABEL = "tab:results"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the paper body: its file is `generated/sec-<name>.tex`, under `\\section{heading}`."""
+
+    name: str
+    heading: str
+    label: str
+
+    @property
+    def file(self) -> str:
+        return f"{GENERATED_DIR}/sec-{self.name}.tex"
+
+
+# In the order they appear in the paper.
+SECTIONS: tuple[Section, ...] = (
+    Section("introduction", "Introduction", "sec:intro"),
+    Section("related-work", "Related Work", "sec:related"),
+    Section("background", "Background", "sec:background"),
+    Section("method", "Method", "sec:method"),
+    Section("experimental-setup", "Experimental Setup", "sec:experimental"),
+    Section("results", "Results", "sec:results"),
+    Section("conclusion", "Conclusions and Future Work", "sec:conclusion"),
+)
+
+
+# -- text -------------------------------------------------------------------------------------------------
+
+_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+             ">": r"\textgreater{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Plain text as LaTeX: whitespace collapsed, specials escaped, non-ASCII as LaTeX macros."""
+    escaped = "".join(_SPECIALS.get(char, char) for char in " ".join(str(text).split()))
+    if not escaped.isascii():
+        escaped = _NON_ASCII.sub(lambda m: _non_ascii_encoder().unicode_to_latex(m.group()), escaped)
+    return escaped
+
+
+# -- the machine --------------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("model name", "Hardware", "Processor", "cpu model") and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _ram_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gpus() -> list[str]:
+    """NVIDIA GPUs by name, from nvidia-smi when present (no CUDA library is imported)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict[str, str]:
+    """What this machine is, for the paper's experimental setup: read from the machine, never guessed.
+
+    Keys: cpu, cores, ram (GiB), gpu ("none" without an NVIDIA GPU; "2 x NAME" for several), os, python,
+    and numpy / torch versions where installed (no heavy module is imported)."""
+    gpus = _gpus()
+    if not gpus:
+        gpu = "none"
+    elif len(set(gpus)) == 1:
+        gpu = gpus[0] if len(gpus) == 1 else f"{len(gpus)} x {gpus[0]}"
+    else:
+        gpu = ", ".join(gpus)
+    ram = _ram_gib()
+    facts = {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count() or 1),
+        "ram": f"{ram:.0f} GiB" if ram is not None else "unknown",
+        "gpu": gpu,
+        "os": f"{platform.system()} {platform.release()}".strip(),
+        "python": platform.python_version(),
+    }
+    for name in ("numpy", "torch"):
+        version = _version(name)
+        if version:
+            facts[name] = version
+    return facts
+
+
+_ENV_MACROS = {"cpu": "EnvCPU", "cores": "EnvCores", "ram": "EnvRAM", "gpu": "EnvGPU", "os": "EnvOS",
+               "python": "EnvPython", "numpy": "EnvNumpy", "torch": "EnvTorch"}
+
+
+def env_macros(facts: Mapping[str, str]) -> dict[str, str]:
+    """Macro name (without backslash) -> plain-text value, for the facts that are known."""
+    return {_ENV_MACROS[key]: str(value) for key, value in facts.items() if key in _ENV_MACROS and value}
+
+
+# -- the numbers -----------------------------------------------------------------------------------------
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def sanitize_key(part: str) -> str:
+    """A dataset or metric name as it may appear inside `\\result{...}`: letters, digits, `_ . -`."""
+    return _KEY_UNSAFE.sub("-", part.strip()).strip("-") or "x"
+
+
+@dataclass(frozen=True)
+class ResultValue:
+    """One recorded number: `plain` is what a model is shown, `latex` what `\\result{key}` typesets."""
+
+    key: str
+    value: float
+    plain: str
+    latex: str
+    run: int
+    dataset: str
+    metric: str
+    stderr: bool = False
+
+
+def _decimals(values: Sequence[float]) -> int | None:
+    """Decimals for one metric across runs: 3 significant digits of the largest value, at least 2 of the
+    smallest, more (up to 3 extra) where different values would print the same; None: scientific notation."""
+    magnitudes = [abs(v) for v in values if math.isfinite(v) and v != 0]
+    if not magnitudes:
+        return 0
+    top, bottom = max(magnitudes), min(magnitudes)
+    if top >= 1e6 or top < 1e-3:
+        return None
+    decimals = max(0, 2 - math.floor(math.log10(top)))
+    if bottom >= 1e-4:
+        decimals = max(decimals, min(6, 1 - math.floor(math.log10(bottom))))
+    distinct = {v for v in values if math.isfinite(v)}
+    for extra in range(4):
+        if len({round(v, decimals + extra) for v in distinct}) == len(distinct):
+            return decimals + extra
+    return decimals + 3
+
+
+def _format(value: float, decimals: int | None) -> tuple[str, str]:
+    """(plain, latex) forms of `value`."""
+    if not math.isfinite(value):
+        return ("not a number" if math.isnan(value) else "infinite"), r"\textit{n/a}"
+    if decimals is None:
+        mantissa, _, exponent = f"{value:.2e}".partition("e")
+        plain = f"{mantissa}e{int(exponent)}"
+        sign = r"\ensuremath{-}" if mantissa.startswith("-") else ""
+        return plain, f"{sign}{mantissa.lstrip('-')}\\ensuremath{{\\times 10^{{{int(exponent)}}}}}"
+    plain = f"{value:.{decimals}f}"
+    if plain.startswith("-") and float(plain) == 0:
+        plain = plain[1:]
+    latex = r"\ensuremath{-}" + plain[1:] if plain.startswith("-") else plain
+    return plain, latex
+
+
+def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
+    """Every recorded mean and standard error of `runs` by `\\result` key, the baseline (index 0) first."""
+    ordered = sorted(runs, key=lambda run: run.index)
+    groups: dict[tuple[str, str], list[float]] = {}
+    for run in ordered:
+        for dataset, result in run.results.datasets.items():
+            for metric, value in result.means.items():
+                groups.setdefault((dataset, metric), []).append(float(value))
+    decimals = {group: _decimals(values) for group, values in groups.items()}
+    values: dict[str, ResultValue] = {}
+    for run in ordered:
+        for dataset, result in run.results.datasets.items():
+            for metric, value in result.means.items():
+                key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
+                places = decimals[(dataset, metric)]
+                plain, latex = _format(float(value), places)
+                values[key] = ResultValue(key, float(value), plain, latex, run.index, dataset, metric)
+                if metric in result.stderrs:
+                    stderr = float(result.stderrs[metric])
+                    plain, latex = _format(stderr, places)
+                    if places is not None and stderr > 0 and float(plain) == 0:
+                        plain, latex = _format(stderr, None if stderr < 1e-3 else -math.floor(math.log10(stderr)))
+                    values[f"{key}.stderr"] = ResultValue(f"{key}.stderr", stderr, plain, latex, run.index,
+                                                          dataset, metric, stderr=True)
+    return values
+
+
+def run_label(run: "RunRecord") -> str:
+    """How the paper names a run (plain text): `baseline`, its knob changes, or the start of its description."""
+    if run.index == 0:
+        return "baseline"
+    if run.knob_changes and not run.code_changed:
+        parts = []
+        for name, value in run.knob_changes.items():
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            parts.append(f"{name}={shown}")
+        return ", ".join(parts)
+    text = " ".join(run.description.split())
+    first = re.split(r"(?<=[.;:])\s", text, maxsplit=1)[0].rstrip(".;:")
+    if len(first) > 60:
+        first = first[:57].rsplit(" ", 1)[0] + "..."
+    return first or f"variant {run.index}"
+
+
+# -- files written by code ---------------------------------------------------------------------------------
+
+def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str, str]) -> str:
+    """`generated/meta.tex`: \\PaperTitle (plain text, escaped here), \\PaperAbstract (reads generated/abstract),
+    \\result{KEY} with every recorded value, and the machine's \\Env... macros."""
+    lines = [
+        "% Written by scientist from the recorded runs; do not edit: every number here is a measurement.",
+        r"\RequirePackage{graphicx}  % the figures and the results table need these; loading twice is harmless",
+        r"\RequirePackage{booktabs}",
+        f"\\newcommand{{\\PaperTitle}}{{{latex_escape(title) or 'Untitled'}}}",
+        f"\\newcommand{{\\PaperAbstract}}{{\\input{{{ABSTRACT_FILE.removesuffix('.tex')}}}}}",
+        r"\makeatletter",
+        r"\newcommand{\result}[1]{\@ifundefined{scientist@result@#1}{\textbf{??}%",
+        r"  \PackageWarning{scientist}{no recorded result #1}}{\@nameuse{scientist@result@#1}}}",
+    ]
+    for key, value in results.items():
+        lines.append(f"\\@namedef{{scientist@result@{key}}}{{{value.latex}}}")
+    lines.append(r"\makeatother")
+    for macro, value in env_macros(facts).items():
+        lines.append(f"\\newcommand{{\\{macro}}}{{{latex_escape(value)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _metric_heading(metric: str) -> str:
+    return latex_escape(metric.replace("_", " "))
+
+
+def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultValue]) -> str:
+    """`generated/results-table.tex`: one row per dataset and run (baseline first), one column per metric,
+    mean ± standard error where recorded; every number is a `\\result` of meta.tex."""
+    ordered = sorted(runs, key=lambda run: run.index)
+    datasets = list(dict.fromkeys(d for run in ordered for d in run.results.datasets))
+    metrics = list(dict.fromkeys(m for run in ordered for r in run.results.datasets.values() for m in r.means))
+    if not datasets or not metrics:
+        return "% no results were recorded\n"
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{Results of every run: the mean over seeds $\pm$ its standard error where one was recorded. "
+        r"The baseline is the unchanged experiment; every other run is named by what it changed.}",
+        f"\\label{{{TABLE_LABEL}}}",
+        r"\small",
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        f"\\begin{{tabular}}{{ll{'r' * len(metrics)}}}",
+        r"\toprule",
+        "Dataset & Run & " + " & ".join(_metric_heading(m) for m in metrics) + r" \\",
+    ]
+    for dataset in datasets:
+        lines.append(r"\midrule")
+        first = True
+        for run in ordered:
+            if dataset not in run.results.datasets:
+                continue
+            cells = [latex_escape(dataset) if first else "", latex_escape(run_label(run))]
+            first = False
+            for metric in metrics:
+                key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
+                if key not in results:
+                    cells.append("--")
+                elif f"{key}.stderr" in results:
+                    cells.append(f"\\result{{{key}}} $\\pm$ \\result{{{key}.stderr}}")
+                else:
+                    cells.append(f"\\result{{{key}}}")
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def figure_tex(file: str, caption: str, label: str) -> str:
+    """One figure environment; `file` is relative to the LaTeX folder, `caption` plain text."""
+    return "\n".join([
+        r"\begin{figure}[t]",
+        r"\centering",
+        f"\\includegraphics[width=0.8\\linewidth,height=0.4\\textheight,keepaspectratio]{{{file}}}",
+        f"\\caption{{{latex_escape(caption) or 'A figure drawn by the plot step.'}}}",
+        f"\\label{{{label}}}",
+        r"\end{figure}",
+    ]) + "\n"
+
+
+def body_tex(sections: Sequence[Section] = SECTIONS, figures: Sequence[str] = (), with_table: bool = True) -> str:
+    """`generated/body.tex`: each section's heading and file in order; the Results section also gets the
+    results table and the figure environments (`figures`, LaTeX as from figure_tex)."""
+    lines = ["% Written by scientist; the sections' text is in generated/sec-*.tex."]
+    for section in sections:
+        lines += ["", f"\\section{{{section.heading}}}", f"\\label{{{section.label}}}",
+                  f"\\input{{{section.file.removesuffix('.tex')}}}"]
+        if section.name == "results":
+            if with_table:
+                lines.append(f"\\input{{{TABLE_FILE.removesuffix('.tex')}}}")
+            lines += [figure.rstrip("\n") for figure in figures]
+    return "\n".join(lines) + "\n"
+
+
+# -- checking a model's LaTeX ------------------------------------------------------------------------------
+
+@dataclass
+class SectionRules:
+    """What a section may refer to: recorded results, citation keys, labels, runs, and numbers it may type."""
+
+    results: Mapping[str, ResultValue]
+    cite_keys: set[str] = field(default_factory=set)
+    labels: set[str] = field(default_factory=set)
+    run_names: Mapping[int, str] = field(default_factory=dict)
+    allowed_numbers: set[float] = field(default_factory=set)
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+    def run_phrase(self, index: int) -> str:
+        """LaTeX naming run `index` in prose (replaces "Run 2")."""
+        if index == 0:
+            return "the baseline"
+        name = self.run_names.get(index)
+        return f"the \\emph{{{latex_escape(name)}}} run" if name else "one of the variants"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a section; `message` is written for the model that must fix it."""
+
+    kind: str
+    message: str
+    start: int = -1
+    end: int = -1
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# Commands a section may not use: files, the shell, the preamble's job, redefinitions of what code writes.
+FORBIDDEN_COMMANDS = frozenset({
+    "input", "include", "includeonly", "InputIfFileExists", "write", "write18", "immediate", "openout", "openin",
+    "closeout", "closein", "read", "readline", "newwrite", "newread", "special", "catcode", "csname",
+    "endcsname", "expandafter", "makeatletter", "makeatother", "usepackage", "RequirePackage", "documentclass",
+    "bibliography", "bibliographystyle", "nocite", "maketitle", "title", "author", "date", "def", "gdef",
+    "edef", "xdef", "let", "renewcommand", "renewenvironment", "DeclareRobustCommand", "includegraphics",
+    "tableofcontents", "verbatiminput", "lstinputlisting", "graphicspath", "pdfoutput", "output", "end@dblfloat",
+    "scantokens", "directlua", "loop", "repeat",
+})
+FORBIDDEN_ENVIRONMENTS = frozenset({"figure", "figure*", "abstract", "document", "filecontents",
+                                    "filecontents*", "thebibliography"})
+PROTECTED_MACROS_RE = re.compile(r"^(?:result|PaperTitle|PaperAbstract|Env[A-Za-z]*)$")
+DEFINING_COMMANDS = ("newcommand", "providecommand", "newenvironment")
+ABBREVIATIONS = frozenset({"e.g", "i.e", "al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "sec", "tab",
+                           "resp", "approx", "no", "dr", "prof", "mr", "ms"})
+
+_COMMENT = re.compile(r"(?<!\\)%[^\n]*")
+_CITE = re.compile(r"\\(cite[a-zA-Z]*|nocite)\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^{}]*)\}")
+_RESULT = re.compile(r"\\result\s*\{([^{}]*)\}")
+_REF = re.compile(r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\*?\s*\{([^{}]*)\}")
+_LABEL = re.compile(r"\\label\s*\{([^{}]*)\}")
+_CONTROL_WORD = re.compile(r"\\([A-Za-z@]+|.)")
+_KEY_ARG_COMMANDS = re.compile(
+    r"\\(?:result|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
+    r"include|url|href|begin|end|hspace|vspace|setlength|addtolength|rule)\*?\s*(?:\[[^\]]*\]\s*)*\{[^{}]*\}")
+_TABULAR_SPEC = re.compile(r"\\begin\{(?:tabular\*?|tabularx|array|longtable)\}\s*(?:\{[^{}]*\}\s*)?\{[^{}]*\}")
+_DIMENSION = re.compile(r"\d*\.?\d+(?:pt|em|ex|cm|mm|in|bp|sp)\b|\d*\.?\d+\s*\\(?:linewidth|textwidth|"
+                        r"columnwidth|hsize|textheight|baselineskip)")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w]|\.\d)(\s*(?:\\%|percent\b))?")
+# "Run 2", "run_2", "run\\_2", "Run~3", "run no. 4"; not "runs 5 seeds" or "run 3 times"
+_RUN_LABEL = re.compile(r"\b[Rr]uns?(?:\\_|_|-|\\#|~|\s|no\.)*(\d+)\b(?!\s*(?:seeds?|times|steps|epochs|trials|"
+                        r"repetitions|replicates|iterations|updates|models|configurations|experiments)\b)")
+_GPU_NAME = re.compile(r"\b(?:[AHV]100|H200|P100|K80|T4|L4|L40S?|A10G?|A6000|MI\d{2,3}X?|RTX[\s-]?\w*\d{3,4}\w*|"
+                       r"GTX[\s-]?\d{3,4}\w*|TPU(?:\s?v\d\w*)?|Titan\s?[A-Z]+\w*|Tesla\s?\w+)\b")
+_HARDWARE_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\s*(?:GB|GiB|TB)\s*(?:of\s*)?(?:RAM|memory|VRAM|GPU)\b|"
+                              r"\b\d+\s*(?:CPU\s*)?(?:cores|vCPUs?|CPUs|threads|GPUs?)\b", re.IGNORECASE)
+_PERCENT_COMMENT = re.compile(r"(\d\s*)(?<!\\)%")
+_VERB = re.compile(r"\\verb\*?([^A-Za-z\s*])(.*?)\1")
+_SECTION_CMD = re.compile(r"\\section\*?\s*\{([^{}]*)\}")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _mask(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        for i in range(start, end):
+            if chars[i] != "\n":
+                chars[i] = " "
+    return "".join(chars)
+
+
+def _prose(text: str) -> str:
+    """`text` with everything that is not prose blanked out (same length, so positions still match):
+    comments, command names, keys of \\result, \\cite, \\ref ..., tabular specs, lengths."""
+    spans: list[tuple[int, int]] = []
+    for pattern in (_COMMENT, _KEY_ARG_COMMANDS, _TABULAR_SPEC, _DIMENSION, _VERB):
+        spans += [m.span() for m in pattern.finditer(text)]
+    spans += [m.span() for m in _CONTROL_WORD.finditer(text) if m.group(1)[0].isalpha() or m.group(1) == "@"]
+    return _mask(text, spans)
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, max(0, pos)) + 1
+
+
+def cited_keys(text: str) -> list[str]:
+    """Citation keys used in `text`, in order, without repeats (comments skipped)."""
+    keys: list[str] = []
+    for match in _CITE.finditer(_COMMENT.sub("", text)):
+        keys += [k.strip() for k in match.group(2).split(",") if k.strip()]
+    return list(dict.fromkeys(keys))
+
+
+def labels_in(text: str) -> set[str]:
+    return {m.group(1).strip() for m in _LABEL.finditer(_COMMENT.sub("", text))}
+
+
+@lru_cache(maxsize=1)
+def _non_ascii_encoder():
+    from pylatexenc.latexencode import UnicodeToLatexEncoder
+
+    return UnicodeToLatexEncoder(non_ascii_only=True, replacement_latex_protection="braces-all",
+                                 unknown_char_policy="replace", unknown_char_warning=False)
+
+
+_TYPOGRAPHY = str.maketrans({"\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''", "\u2013": "--",
+                             "\u2014": "---", "\u00a0": "~", "\u2026": r"\ldots{}", "\u2212": "-"})
+
+
+# A backslash command written in JSON with one backslash decodes to a control character: "\result" -> CR +
+# "esult", "\textbf" -> TAB + "extbf", "\begin" -> BS + "egin", "\ref" -> FF + "ef", "\noindent" -> LF + ...
+_JSON_ESCAPES = ((re.compile(r"\r(?=[A-Za-z])"), r"\\r"), (re.compile(r"\t(?=[A-Za-z])"), r"\\t"),
+                 (re.compile(r"\x08(?=[A-Za-z])"), r"\\b"), (re.compile(r"\x0c(?=[A-Za-z])"), r"\\f"),
+                 (re.compile(r"\n(?=(?:abla|ewline|oindent|eq|onumber|ewpage|ewcommand|ormalsize)\b)"), r"\\n"))
+# "\\result" in the text (a JSON string escaped twice) is a line break followed by "result"
+_DOUBLED = re.compile(r"\\\\(?=(?:result|cite[a-z]*|ref|eqref|label|emph|textbf|textit|texttt|begin|end|item|"
+                      r"subsection|paragraph|Env[A-Z][A-Za-z]*|ldots|cdot|times|pm)\b)")
+_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(.*?)\n?\s*```\s*$", re.S)
+_MARKDOWN_BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
+
+
+def normalize_text(text: str) -> str:
+    """A model's LaTeX made safe for pdflatex without changing its meaning: commands mangled by JSON escaping
+    restored, a Markdown fence or **bold** undone, typographic Unicode as LaTeX, other non-ASCII as LaTeX
+    macros, line ends and trailing spaces normalised."""
+    for pattern, replacement in _JSON_ESCAPES:
+        text = pattern.sub(replacement, text)
+    text = _DOUBLED.sub(lambda m: "\\", text)
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    text = _MARKDOWN_BOLD.sub(r"\\textbf{\1}", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ").translate(_TYPOGRAPHY)
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text)
+    if not text.isascii():
+        text = _NON_ASCII.sub(lambda m: _non_ascii_encoder().unicode_to_latex(m.group()), text)
+    return "\n".join(line.rstrip() for line in text.strip().split("\n")) + "\n"
+
+
+def _parse_error(text: str) -> tuple[str, int] | None:
+    """pylatexenc's complaint about unbalanced braces, environments or math, with its offset; None when fine."""
+    from pylatexenc.latexwalker import LatexWalker, LatexWalkerError
+
+    try:
+        LatexWalker(text, tolerant_parsing=False).get_latex_nodes()
+    except LatexWalkerError as exc:
+        message = str(exc).split("\n", 1)[0]
+        message = re.sub(r"\s*@\s*\(\d+,\s*\d+\)\s*$", "", message)
+        pos = getattr(exc, "pos", None)
+        return message, pos if isinstance(pos, int) else -1
+    except (RecursionError, ValueError, IndexError) as exc:  # pylatexenc on pathological input
+        return f"cannot be parsed ({type(exc).__name__})", -1
+    return None
+
+
+def _text_specials(text: str) -> list[tuple[int, str]]:
+    """Unescaped `_ ^ # &` in running text (outside math and tabular-like environments): pdflatex errors."""
+    from pylatexenc.latexwalker import (LatexCharsNode, LatexEnvironmentNode, LatexGroupNode, LatexMacroNode,
+                                        LatexMathNode, LatexSpecialsNode, LatexWalker, LatexWalkerError)
+
+    try:
+        nodes, _, _ = LatexWalker(text, tolerant_parsing=False).get_latex_nodes()
+    except (LatexWalkerError, RecursionError, ValueError, IndexError):
+        return []
+    aligned = {"tabular", "tabular*", "tabularx", "array", "align", "align*", "eqnarray", "eqnarray*", "matrix",
+               "pmatrix", "bmatrix", "cases", "split", "aligned", "gather", "gather*", "alignat", "alignat*",
+               "longtable", "multline", "multline*", "flalign", "flalign*"}
+    found: list[tuple[int, str]] = []
+
+    def walk(node_list, in_aligned: bool) -> None:
+        for node in node_list or []:
+            if node is None or node.parsing_state.in_math_mode:
+                continue
+            if isinstance(node, LatexCharsNode):
+                for offset, char in enumerate(node.chars):
+                    if char in "_^#":
+                        found.append((node.pos + offset, char))
+            elif isinstance(node, LatexSpecialsNode) and node.specials_chars == "&" and not in_aligned:
+                found.append((node.pos, "&"))
+            elif isinstance(node, LatexEnvironmentNode):
+                walk(node.nodelist, in_aligned or node.environmentname in aligned)
+            elif isinstance(node, LatexGroupNode):
+                walk(node.nodelist, in_aligned)
+            elif isinstance(node, LatexMacroNode) and node.nodeargd is not None:
+                if node.macroname in ("label", "ref", "cite", "citep", "citet", "url", "href", "eqref", "cref",
+                                      "autoref", "includegraphics", "begin", "end"):
+                    continue
+                walk([arg for arg in node.nodeargd.argnlist if arg is not None], in_aligned)
+            elif isinstance(node, LatexMathNode):
+                continue
+
+    walk(nodes, False)
+    masked = _KEY_ARG_COMMANDS.sub(lambda m: " " * len(m.group()), text)  # \result{a_b}: its key is not text
+    masked = _VERB.sub(lambda m: " " * len(m.group()), masked)
+    return [(pos, char) for pos, char in found if masked[pos] == char]
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _matching_results(token: str, percent: bool, rules: SectionRules) -> list[ResultValue]:
+    """Recorded values that `token` (a number typed in prose) writes out, at the precision typed."""
+    number = float(token)
+    decimals = len(token.split(".", 1)[1]) if "." in token and "e" not in token.lower() else 0
+    matches = []
+    for value in rules.results.values():
+        if not math.isfinite(value.value):
+            continue
+        for candidate in ((abs(value.value) * 100,) if percent else (abs(value.value),)):
+            if token == value.plain.lstrip("-") or (decimals >= 1 or percent) and _close(round(candidate, decimals),
+                                                                                         number):
+                matches.append(value)
+                break
+    return matches
+
+
+def _number_problems(text: str, prose: str, rules: SectionRules) -> list[Problem]:
+    problems = []
+    for match in _NUMBER.finditer(prose):
+        token, percent = match.group(1), bool(match.group(2))
+        number = float(token)
+        if any(_close(number, allowed) for allowed in rules.allowed_numbers) and not percent:
+            continue
+        precise = ("." in token and len(token.split(".", 1)[1].rstrip("0")) >= 2) or "e" in token.lower()
+        matches = _matching_results(token, percent, rules) if ("." in token or percent or precise) else []
+        written = match.group().strip()
+        if matches:
+            keys = ", ".join(f"\\result{{{v.key}}}" for v in matches[:3])
+            problems.append(Problem("typed_number", f"line {_line_of(text, match.start())}: the number {written} is "
+                                    f"typed; it is a recorded result: write {keys} instead (never type results)",
+                                    match.start(), match.end()))
+        elif precise:
+            problems.append(Problem("typed_number", f"line {_line_of(text, match.start())}: the number {written} is "
+                                    "typed; numbers with decimals must come from \\result{KEY} with a listed key, "
+                                    "or be left out", match.start(), match.end()))
+    return problems
+
+
+def check_section(text: str, rules: SectionRules) -> list[Problem]:
+    """Everything wrong with a section's LaTeX that code can see, each problem a message for the model."""
+    problems: list[Problem] = []
+    stripped = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+    for match in _RESULT.finditer(stripped):
+        key = match.group(1).strip()
+        if key not in rules.results:
+            problems.append(Problem("unknown_result", f"line {_line_of(text, match.start())}: \\result{{{key}}} is "
+                                    "not a recorded result; use only the keys listed", *match.span()))
+    for match in _CITE.finditer(stripped):
+        if match.group(1) == "nocite":
+            continue
+        unknown = [k.strip() for k in match.group(2).split(",") if k.strip() and k.strip() not in rules.cite_keys]
+        if unknown:
+            problems.append(Problem("unknown_citation", f"line {_line_of(text, match.start())}: citation key(s) "
+                                    f"{', '.join(unknown)} are not among the references given; cite only those keys",
+                                    *match.span()))
+    known_labels = rules.labels | labels_in(text)
+    for match in _REF.finditer(stripped):
+        label = match.group(2).strip()
+        if label not in known_labels:
+            problems.append(Problem("unknown_label", f"line {_line_of(text, match.start())}: \\{match.group(1)}"
+                                    f"{{{label}}} refers to no label of this paper (labels: "
+                                    f"{', '.join(sorted(rules.labels))})", *match.span()))
+    problems += _command_problems(stripped, text)
+    for match in _PERCENT_COMMENT.finditer(text):
+        problems.append(Problem("percent", f"line {_line_of(text, match.start())}: a bare % after a number starts a "
+                                "comment and hides the rest of the line; write \\% (and no typed results)",
+                                *match.span()))
+    prose = _prose(text)
+    for match in _RUN_LABEL.finditer(prose):
+        index = int(match.group(1))
+        problems.append(Problem("run_label", f"line {_line_of(text, match.start())}: \"{match.group().strip()}\" "
+                                "names a run by its number; name it by what it changed (e.g. "
+                                f"{rules.run_phrase(index)})", *match.span()))
+    problems += _number_problems(text, prose, rules)
+    gpu = rules.facts.get("gpu", "none")
+    for match in _GPU_NAME.finditer(prose):
+        if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
+            problems.append(Problem("hardware", f"line {_line_of(text, match.start())}: \"{match.group()}\" is not "
+                                    f"the hardware used (GPU: {gpu}); describe the machine only with the \\Env "
+                                    "macros", *match.span()))
+    for match in _HARDWARE_NUMBER.finditer(prose):
+        problems.append(Problem("hardware", f"line {_line_of(text, match.start())}: \"{match.group().strip()}\" is a "
+                                "typed hardware figure; use \\EnvCores, \\EnvRAM, \\EnvCPU or \\EnvGPU instead",
+                                *match.span()))
+    for pos, char in _text_specials(text):
+        problems.append(Problem("special_char", f"line {_line_of(text, pos)}: a bare {char} in text is a LaTeX error; "
+                                f"write \\{char} (or put it in math mode)", pos, pos + 1))
+    error = _parse_error(stripped)
+    if error is not None:
+        message, pos = error
+        where = f"line {_line_of(text, pos)}: " if pos >= 0 else ""
+        problems.append(Problem("unbalanced", f"{where}{message} (braces, environments and $...$ must be "
+                                "balanced)", pos, pos))
+    return problems
+
+
+def _command_problems(stripped: str, text: str) -> list[Problem]:
+    problems = []
+    for match in _CONTROL_WORD.finditer(stripped):
+        name = match.group(1)
+        if name in FORBIDDEN_COMMANDS:
+            problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: \\{name} may not be used in "
+                                    "a section (code writes the preamble, figures, bibliography and files)",
+                                    *match.span()))
+        elif name in DEFINING_COMMANDS:
+            after = re.match(r"\*?\s*\{?\s*\\([A-Za-z]+)", stripped[match.end():])
+            if after and PROTECTED_MACROS_RE.match(after.group(1)):
+                problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: \\{after.group(1)} is "
+                                        "defined by code and may not be redefined", *match.span()))
+        elif name == "section":
+            problems.append(Problem("section", f"line {_line_of(text, match.start())}: no \\section in a section's "
+                                    "text (code writes the heading); use \\subsection if needed", *match.span()))
+    for match in re.finditer(r"\\begin\s*\{([^{}]*)\}", stripped):
+        if match.group(1).strip() in FORBIDDEN_ENVIRONMENTS:
+            problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: no {match.group(1)} "
+                                    "environment in a section (code places figures and the abstract)", *match.span()))
+    return problems
+
+
+# -- repairing by code -------------------------------------------------------------------------------------
+
+def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around text[start:end]: from after the previous sentence end or paragraph break to the
+    end of the sentence holding `end` (its trailing space included)."""
+    def is_end(i: int) -> bool:
+        if text[i] not in ".!?" or (i + 1 < len(text) and not text[i + 1].isspace()):
+            return False
+        word = re.search(r"([A-Za-z.]+)$", text[max(0, i - 12):i])
+        return not (word and word.group(1).lower().rstrip(".") in ABBREVIATIONS)
+
+    left = start
+    while left > 0:
+        if text[left - 1] == "\n" and left >= 2 and text[left - 2] == "\n":
+            break
+        if is_end(left - 1):
+            break
+        left -= 1
+    right = max(end, start)
+    while right < len(text):
+        if text[right] == "\n" and right + 1 < len(text) and text[right + 1] == "\n":
+            break
+        if is_end(right):
+            right += 1
+            break
+        right += 1
+    while right < len(text) and text[right] in " \t":
+        right += 1
+    while left < start and text[left] in " \t":
+        left += 1
+    return left, right
+
+
+def _remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    bounds = sorted(_sentence_bounds(text, s, e) for s, e in spans if s >= 0)
+    merged: list[list[int]] = []
+    for left, right in bounds:
+        if merged and left <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], right)
+        else:
+            merged.append([left, right])
+    for left, right in reversed(merged):
+        text = text[:left] + text[right:]
+    return text
+
+
+def _skip_group(text: str, pos: int, open_: str, close: str) -> int:
+    """The index after the balanced group opening at text[pos] (or pos when there is none)."""
+    if pos >= len(text) or text[pos] != open_:
+        return pos
+    depth = 0
+    for i in range(pos, len(text)):
+        if text[i] == "\\":
+            continue
+        if text[i] == open_ and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif text[i] == close and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
+def _remove_command(text: str, start: int, name: str) -> str:
+    """Remove the command at `start` and what belongs to it: `*`, [options], {arguments}; for \\def-like
+    commands the macro name and parameter text as well, for TeX primitives their numbers and file names."""
+    pos = start + 1 + len(name)
+    if pos < len(text) and text[pos] == "*":
+        pos += 1
+    if name == "csname":
+        end = text.find("\\endcsname", pos)
+        return text[:start] + (text[end + len("\\endcsname"):] if end >= 0 else text[pos:])
+    if name in _PRIMITIVE_ARGS:
+        operand = re.match(_PRIMITIVE_ARGS[name], text[pos:])
+        pos += operand.end() if operand else 0
+    if name in ("def", "gdef", "edef", "xdef", "let"):
+        macro = re.match(r"\s*\\(?:[A-Za-z@]+|.)\s*=?\s*(?:#\d)*", text[pos:])
+        if macro:
+            pos += macro.end()
+        if name == "let":
+            target = re.match(r"\s*\\(?:[A-Za-z@]+|.)", text[pos:])
+            return text[:start] + text[pos + (target.end() if target else 0):]
+    for _ in range(4):
+        gap = re.match(r"[ \t]*", text[pos:]).end()
+        if pos + gap < len(text) and text[pos + gap] in "[{":
+            pos = _skip_group(text, pos + gap, text[pos + gap], "]" if text[pos + gap] == "[" else "}")
+        else:
+            break
+    return text[:start] + text[pos:]
+
+
+_PRIMITIVE_ARGS = {
+    "write": r"\s*\d*", "openout": r"\s*\d*\s*=?\s*[^\s{}\\]*", "openin": r"\s*\d*\s*=?\s*[^\s{}\\]*",
+    "closeout": r"\s*\d*", "closein": r"\s*\d*", "read": r"\s*\d*\s*(?:to\s*\\[A-Za-z@]+)?",
+    "newwrite": r"\s*\\[A-Za-z@]+", "newread": r"\s*\\[A-Za-z@]+", "catcode": r"\s*`\\?.\s*=?\s*\d*",
+}
+
+
+def _remove_environments(text: str, names: Iterable[str]) -> str:
+    for name in names:
+        escaped = re.escape(name)
+        text = re.sub(rf"\\begin\s*\{{{escaped}\}}.*?\\end\s*\{{{escaped}\}}", "", text, flags=re.S)
+        text = re.sub(rf"\\(?:begin|end)\s*\{{{escaped}\}}", "", text)
+    return text
+
+
+def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
+    """`text` with the problems of check_section removed by code, and what was done (one line each).
+
+    Forbidden commands and environments are deleted, \\section becomes \\subsection, unknown citation keys are
+    dropped, "Run 2" becomes the run's name, a typed number that writes exactly one recorded result becomes its
+    \\result, bare `_ ^ # &` are escaped, and sentences with unknown \\result keys or labels, other typed numbers
+    or hardware claims are deleted. If the text is still unbalanced it becomes plain text (plain_text_section)."""
+    done: list[str] = []
+    escaped_percent = _PERCENT_COMMENT.sub(r"\1\\%", text)
+    if escaped_percent != text:
+        done.append("escaped % after numbers")
+    text = _COMMENT.sub("", escaped_percent)
+
+    # forbidden environments and commands, \section
+    before = text
+    text = _remove_environments(text, sorted(FORBIDDEN_ENVIRONMENTS - {"document", "abstract"}))
+    text = re.sub(r"\\(?:begin|end)\s*\{(?:document|abstract)\}", "", text)
+    for _ in range(200):
+        problem = next((p for p in _command_problems(text, text) if p.kind == "forbidden"), None)
+        if problem is None:
+            break
+        name = _CONTROL_WORD.match(text, problem.start).group(1)
+        text = _remove_command(text, problem.start, name)
+    leading = _SECTION_CMD.match(text.lstrip())
+    if leading:
+        text = text.lstrip()[leading.end():]
+    text = _SECTION_CMD.sub(lambda m: f"\\subsection{{{m.group(1)}}}", text)
+    if text != before:
+        done.append("removed commands a section may not use")
+
+    # citations: drop unknown keys, and a \cite left with none
+    def fix_cite(match: re.Match) -> str:
+        if match.group(1) == "nocite":
+            return ""
+        keys = [k.strip() for k in match.group(2).split(",") if k.strip() in rules.cite_keys]
+        if not keys:
+            return ""
+        return re.sub(r"\{[^{}]*\}$", "{" + ",".join(keys) + "}", match.group())
+
+    fixed = _CITE.sub(fix_cite, text)
+    if fixed != text:
+        fixed = re.sub(r"[ \t]*~(?=[.,;:)])", "", fixed)
+        fixed = re.sub(r"[ \t]+(?=[.,;:])", "", fixed)
+        done.append("removed unknown citation keys")
+        text = fixed
+
+    # "Run 2" -> the run's name
+    prose = _prose(text)
+    matches = list(_RUN_LABEL.finditer(prose))
+    for match in reversed(matches):
+        text = text[:match.start()] + rules.run_phrase(int(match.group(1))) + text[match.end():]
+    if matches:
+        done.append("named runs by what they changed instead of their numbers")
+
+    # typed numbers: the one result they write, else their sentence goes
+    doomed: list[tuple[int, int]] = []
+    replaced = 0
+    prose = _prose(text)
+    for problem in reversed(_number_problems(text, prose, rules)):
+        match = _NUMBER.match(prose, problem.start)
+        token = match.group(1) if match else ""
+        exact = [v for v in rules.results.values() if token and v.plain == token and not match.group(2)]
+        if len(exact) == 1:
+            text = text[:match.start(1)] + f"\\result{{{exact[0].key}}}" + text[match.end(1):]
+            replaced += 1
+        else:
+            doomed.append((problem.start, problem.end))
+    if replaced:
+        done.append(f"replaced {replaced} typed result(s) with \\result")
+
+    # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims
+    kinds = {"unknown_result", "unknown_label", "hardware"}
+    if doomed:
+        # positions moved with the replacements above: find the typed numbers again
+        doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]
+    doomed += [(p.start, p.end) for p in check_section(text, rules) if p.kind in kinds]
+    if doomed:
+        text = _remove_sentences(text, doomed)
+        done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys or hardware claims")
+
+    # bare specials in text
+    specials = _text_specials(text)
+    for pos, char in reversed(specials):
+        text = text[:pos] + "\\" + char + text[pos + 1:]
+    if specials:
+        done.append("escaped bare _ ^ # & in text")
+
+    text = normalize_text(text)
+    if _parse_error(text) is not None or any(p.kind != "special_char" for p in check_section(text, rules)):
+        text = plain_text_section(text, rules)
+        done.append("turned the section into plain text (its LaTeX could not be repaired)")
+    return text, done
+
+
+# -- the last resort: plain text ---------------------------------------------------------------------------
+
+_PLACEHOLDER = "zqxplaceholder{}zqx"
+
+
+def plain_text_section(text: str, rules: SectionRules | None = None) -> str:
+    """The section as escaped plain text, which always compiles: LaTeX markup becomes text (pylatexenc),
+    special characters are escaped; known \\result values, citations and references are kept. With `rules`,
+    sentences with typed numbers, hardware claims or run numbers are deleted as well."""
+    kept: list[str] = []
+
+    def keep(latex: str) -> str:
+        kept.append(latex)
+        return f" {_PLACEHOLDER.format(len(kept) - 1)} "
+
+    text = _COMMENT.sub("", text)
+    known_results = set(rules.results) if rules else set()
+    known_cites = rules.cite_keys if rules else set()
+    known_labels = (rules.labels | labels_in(text)) if rules else set()
+    text = _RESULT.sub(lambda m: keep(f"\\result{{{m.group(1).strip()}}}") if m.group(1).strip() in known_results
+                       else " ", text)
+
+    def cite(match: re.Match) -> str:
+        keys = [k.strip() for k in match.group(2).split(",") if k.strip() in known_cites]
+        command = match.group(1) if match.group(1) in ("cite", "citep", "citet", "citealp", "citeauthor") else "cite"
+        return keep(f"\\{command}{{{','.join(keys)}}}") if keys else " "
+
+    text = _CITE.sub(cite, text)
+    text = _REF.sub(lambda m: keep(f"\\ref{{{m.group(2).strip()}}}") if m.group(2).strip() in known_labels
+                    else " ", text)
+    text = _LABEL.sub(" ", text)
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        if paragraph.strip():
+            paragraphs.append(" ".join(_to_text(paragraph).split()))
+    escaped = "\n\n".join(latex_escape(p) for p in paragraphs if p)
+    escaped = _NON_ASCII.sub("", escaped)
+
+    def restore(match: re.Match) -> str:
+        index = int(match.group(1))
+        return kept[index] if index < len(kept) else ""
+
+    restored = re.sub(r"zqxplaceholder(\d+)zqx", restore, escaped)
+    restored = re.sub(r"[ \t]+([.,;:])", r"\1", restored)
+    if rules is not None:  # the words are kept: sentences with numbers or claims that have no source still go
+        doomed = [(p.start, p.end) for p in check_section(restored, rules)
+                  if p.kind in ("typed_number", "hardware", "run_label")]
+        restored = _remove_sentences(restored, doomed) if doomed else restored
+    return (restored.strip() or "This section could not be typeset.") + "\n"
+
+
+def _to_text(latex: str) -> str:
+    try:
+        from pylatexenc.latex2text import LatexNodes2Text
+
+        return LatexNodes2Text(math_mode="text", strict_latex_spaces=True).latex_to_text(latex)
+    except Exception:  # pylatexenc on broken input: strip markup by hand
+        stripped = re.sub(r"\\[A-Za-z@]+\*?", " ", latex)
+        return re.sub(r"[{}$\\]", " ", stripped)
+
+
+def numbers_of(values: Iterable[Any]) -> set[float]:
+    """The numbers in knob values (nested lists and dicts too), which prose may state."""
+    found: set[float] = set()
+    for value in values:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            found.add(float(value))
+        elif isinstance(value, str):
+            found |= {float(m) for m in re.findall(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", value)}
+        elif isinstance(value, Mapping):
+            found |= numbers_of(value.values())
+        elif isinstance(value, list | tuple | set):
+            found |= numbers_of(value)
+    return found

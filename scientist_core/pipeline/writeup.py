@@ -1,0 +1,776 @@
+"""Stage 6: the write-up. A model writes the prose, section by section; code writes everything that must be
+true: the numbers, the results table, the figures, the bibliography, and the machine's description.
+
+    result = write_paper(ctx, idea, workspace, runs, figures)   # WriteupResult: pdf_path, problems, ...
+
+1. Title and abstract, then `citation_rounds` literature-search rounds (the model asks, the searchers answer,
+   the model picks; BibTeX is written by code), then the sections, each drafted and reflected on once.
+2. After every answer code checks the section (scientist_core.paper_latex.check_section): typed numbers,
+   unknown `\\result` keys or citations, "Run 2", forbidden commands, unbalanced LaTeX. Problems go back to the
+   model for `writeup_fix_rounds` rounds; what is left is repaired by code.
+3. The paper is compiled; chktex warnings and compile errors go back to the model, mapped to the section file
+   and line they come from, for `writeup_fix_rounds` rounds. A paper that still fails falls back to its last
+   compiling version, then to plain text for the failing sections, so a PDF exists whenever LaTeX is installed.
+
+The LaTeX contract between the core and a template's `latex/` skeleton is in docs/writeup.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from scientist_core.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
+from scientist_core.chat import StructuredOutputError
+from scientist_core.models import CompileResult, Idea, Message, Paper
+from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS,
+                                        TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, body_tex, check_section,
+                                        cited_keys, env_macros, figure_tex, labels_in, latex_escape, machine_facts,
+                                        meta_tex, normalize_text, numbers_of, plain_text_section, repair_section,
+                                        result_values, results_table_tex, run_label)
+from scientist_core.pipeline.context import Figure, RunContext, RunRecord
+
+__all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
+           "skeleton_problems",
+           "write_paper"]
+
+STAGE = "writeup"
+MAIN_FILE = "template.tex"
+BUILTIN_MAIN = "scientist-paper.tex"
+CITATIONS_FILE = f"{GENERATED_DIR}/citations.json"
+TITLE_FILE = f"{GENERATED_DIR}/title.txt"
+SEARCH_LIMIT = 10
+MAX_ISSUES_SHOWN = 12
+MIN_SECTION_CHARS = 40
+ABSTRACT = "abstract"
+
+_SKELETON_NEEDS = ((r"\input{generated/meta}", re.compile(r"\\input\s*\{\s*generated/meta(?:\.tex)?\s*\}")),
+                   (r"\input{generated/body}", re.compile(r"\\input\s*\{\s*generated/body(?:\.tex)?\s*\}")),
+                   (r"\bibliography{references}", re.compile(r"\\bibliography\s*\{\s*references\s*\}")))
+
+# Used when a template's skeleton does not follow the contract, so the paper still compiles.
+BUILTIN_SKELETON = r"""\documentclass{article}
+\usepackage[margin=1in]{geometry}
+\usepackage[numbers]{natbib}
+\usepackage{graphicx}
+\usepackage{amsmath,amssymb}
+\usepackage{booktabs}
+\usepackage{hyperref}
+\input{generated/meta}
+
+\title{\PaperTitle}
+\author{Anonymous}
+\date{}
+
+\begin{document}
+\maketitle
+
+\begin{abstract}
+\PaperAbstract
+\end{abstract}
+
+\input{generated/body}
+
+\bibliographystyle{plainnat}
+\bibliography{references}
+
+\end{document}
+"""
+
+
+class WriteupResult(BaseModel):
+    """What the write-up made: the PDF (None when LaTeX could not produce one), and what went wrong."""
+
+    pdf_path: Path | None = None
+    latex_dir: Path
+    citations: int = Field(0, description="references in the paper's bibliography")
+    fix_rounds_used: int = Field(0, description="compile-and-fix rounds that went back to the model")
+    problems: list[str] = Field(default_factory=list, description="what the reader of the paper should know")
+
+
+# -- what the model answers -------------------------------------------------------------------------
+
+class TitleAbstract(BaseModel):
+    title: str = Field(description="the paper's title, plain text")
+    abstract: str = Field(description="one paragraph of LaTeX")
+
+
+class TitleAbstractRevision(BaseModel):
+    critique: str = Field(description="what is wrong with the draft, briefly")
+    title: str
+    abstract: str
+
+
+class SectionText(BaseModel):
+    latex: str = Field(description="the section's LaTeX body, without \\section")
+
+
+class SectionRevision(BaseModel):
+    critique: str = Field(description="what is wrong with the draft, briefly")
+    latex: str = Field(description="the rewritten section's LaTeX body")
+
+
+class CitationQuery(BaseModel):
+    done: bool = Field(description="true when the paper cites enough work")
+    query: str = Field("", description="a search query for one paper or topic to cite")
+
+
+class CitationChoice(BaseModel):
+    indices: list[int] = Field(description="numbers of the results to cite; empty for none")
+
+
+# -- prompts ------------------------------------------------------------------------------------------
+
+RULES = r"""You are writing a research paper in LaTeX about experiments that have already been run. Rules:
+1. Every experimental number enters the text only as \result{KEY}, with a KEY from the list you are given.
+   Never type a result, a difference or a percentage yourself. Describe the machine only with the macros given.
+2. Name runs by what they changed (for example "the run with a larger learning rate"), never "Run 2" or run_2.
+3. Report what the results show. If a change made things worse or made no clear difference, say so plainly;
+   never present a worse or unchanged result as an improvement.
+4. Cite only with \citep{KEY} or \citet{KEY} and the reference keys listed; cite nothing else.
+5. Write only the body of the section asked for: no \section, no preamble, no figures or tables of results
+   (code places the results table and the figures; refer to them with \ref and the labels listed), no \input,
+   no macro definitions.
+6. Escape LaTeX special characters in text: \%, \_, \&, \#."""
+
+TASKS: dict[str, str] = {
+    ABSTRACT: "Write the title (plain text, no LaTeX) and the abstract: one paragraph of at most 200 words "
+              "saying what was tried, on what, and what was found, negative findings included.",
+    "introduction": "Write the Introduction: the problem and why it matters, what this paper does, and its "
+                    "contributions as an itemize list. State the findings as they are.",
+    "related-work": "Write the Related Work section: compare and contrast this work with the references listed, "
+                    "citing each where it is relevant. Say how the approaches differ, not only what they are.",
+    "background": "Write the Background section: the concepts and notation a reader needs for the method, "
+                  "briefly.",
+    "method": "Write the Method section: exactly what was changed relative to the baseline, and why, in terms "
+              "of the runs listed.",
+    "experimental-setup": "Write the Experimental Setup section: datasets, metrics, the settings of each run, "
+                          "seeds and the machine (with the macros given).",
+    "results": "Write the Results section: for each run, what it changed and how its results compare with the "
+               "baseline, with \\result values; refer to Table~\\ref{tab:results} and the figures. Say where "
+               "differences are within the standard errors. End with the limitations of these experiments.",
+    "conclusion": "Write the Conclusions and Future Work section: what was learned, the limitations, and what "
+                  "to try next. Do not repeat every number.",
+}
+
+WRITING_ORDER = ("introduction", "background", "method", "experimental-setup", "results", "conclusion",
+                 "related-work")
+
+REFLECT = ("Criticise your {what}, then rewrite it. Check that every statement about the results agrees with "
+           "the values and comparisons listed (a worse or unchanged result is reported as such, plainly); that "
+           "every number is a \\result{{KEY}} with a listed key; that runs are named by what they changed; that "
+           "only the listed citation keys are used; that the LaTeX is valid; and that nothing is repeated or "
+           "padded.")
+
+
+def _heading(name: str) -> str:
+    if name == ABSTRACT:
+        return "abstract"
+    return next(section.heading for section in SECTIONS if section.name == name) + " section"
+
+
+def _bullets(lines: list[str]) -> str:
+    shown = lines[:MAX_ISSUES_SHOWN]
+    more = len(lines) - len(shown)
+    return "\n".join(f"- {line}" for line in shown) + (f"\n- ... and {more} more" if more > 0 else "")
+
+
+# -- the machine -----------------------------------------------------------------------------------
+
+def record_machine_facts(ctx: RunContext) -> dict[str, str]:
+    """Gather machine_facts() and record them as the run's `machine_facts` artifact (call it when experiments
+    run; the write-up uses the recorded facts, or records them itself when there are none)."""
+    facts = machine_facts()
+    path = ctx.run_dir / "machine.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(facts, indent=2))
+    ctx.store.add_artifact(ctx.run_id, "machine_facts", path, facts)
+    return facts
+
+
+def facts_for_run(ctx: RunContext) -> dict[str, str]:
+    """The machine facts recorded for this run (the latest), else gathered and recorded now."""
+    recorded = [row for row in ctx.store.artifacts(ctx.run_id) if row["kind"] == "machine_facts"]
+    if recorded and isinstance(recorded[-1]["meta"], dict) and recorded[-1]["meta"]:
+        return {str(k): str(v) for k, v in recorded[-1]["meta"].items()}
+    return record_machine_facts(ctx)
+
+
+# -- the skeleton -----------------------------------------------------------------------------------
+
+def skeleton_problems(tex: str) -> list[str]:
+    """How a skeleton breaks the LaTeX contract (docs/writeup.md); empty when it follows it."""
+    uncommented = re.sub(r"(?<!\\)%[^\n]*", "", tex)
+    return [f"it has no {needed}" for needed, pattern in _SKELETON_NEEDS if not pattern.search(uncommented)]
+
+
+def preflight_latex(template_latex_dir: Path, compiler: Any, work_dir: Path) -> list[str]:
+    """Compile a template's skeleton with placeholder generated files, before any money is spent on a paper;
+    the problems found (empty: the skeleton and the toolchain work). `work_dir` must not exist yet."""
+    readiness = compiler.readiness()
+    if not readiness.ready:
+        return [f"the LaTeX compiler is not ready: {readiness.detail}"]
+    shutil.copytree(template_latex_dir, work_dir)
+    main = MAIN_FILE
+    problems = [f"{main}: {p}" for p in skeleton_problems((work_dir / main).read_text(errors="replace"))] \
+        if (work_dir / main).is_file() else [f"the skeleton has no {main}"]
+    if problems:
+        (work_dir / BUILTIN_MAIN).write_text(BUILTIN_SKELETON)
+        main = BUILTIN_MAIN
+    generated = work_dir / GENERATED_DIR
+    generated.mkdir(exist_ok=True)
+    (work_dir / META_FILE).write_text(meta_tex("A placeholder title", {}, {"cpu": "placeholder"}))
+    (work_dir / ABSTRACT_FILE).write_text("A placeholder abstract.\n")
+    for section in SECTIONS:
+        (work_dir / section.file).write_text(f"Placeholder text of {section.heading}.\n")
+    (work_dir / TABLE_FILE).write_text("% no results\n")
+    (work_dir / BODY_FILE).write_text(body_tex())
+    (work_dir / "references.bib").write_text("")
+    result = compiler.compile(work_dir, main)
+    if not result.ok:
+        problems += [f"the skeleton does not compile: {error}" for error in result.errors[:5]] or \
+            ["the skeleton does not compile (no error line in the log)"]
+    return problems
+
+
+# -- the writer -------------------------------------------------------------------------------------
+
+class _Writer:
+    def __init__(self, ctx: RunContext, idea: Idea, workspace: Path, runs: list[RunRecord], figures: list[Figure],
+                 feedback: str | None) -> None:
+        self.ctx = ctx
+        self.idea = idea
+        self.workspace = Path(workspace)
+        self.runs = sorted(runs, key=lambda run: run.index)
+        self.feedback = feedback
+        self.chat = ctx.chat(STAGE)
+        self.latex_dir = self.workspace / ("latex-improved" if feedback else "latex")
+        self.main = MAIN_FILE
+        self.problems: list[str] = []
+        self.texts: dict[str, str] = {}
+        self.previous: dict[str, str] = {}
+        self.title = idea.title
+        self.results: dict[str, ResultValue] = result_values(self.runs)
+        self.facts = facts_for_run(ctx)
+        self.bibliography = Bibliography()
+        self.references: dict[str, Paper] = {}
+        self.template_entries: dict[str, BibEntry] = {}
+        self.figures_in = list(figures)
+        self.figures: list[tuple[str, str, str]] = []  # (file in latex/, caption, label)
+        self.fix_rounds_used = 0
+        self._allowed_numbers: set[float] = set()
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def report(self, message: str) -> None:
+        self.ctx.report(f"writeup: {self.idea.name}: {message}")
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+        self.report(message)
+
+    def prepare(self) -> None:
+        source = self.ctx.template.files_dir() / "latex"
+        self._read_template_bibliography()
+        if self.feedback:
+            earlier = self.workspace / "latex"
+            for section in SECTIONS:
+                if (earlier / section.file).is_file():
+                    self.previous[section.name] = (earlier / section.file).read_text()
+            if (earlier / ABSTRACT_FILE).is_file():
+                self.previous[ABSTRACT] = (earlier / ABSTRACT_FILE).read_text()
+            if (earlier / TITLE_FILE).is_file():
+                self.title = (earlier / TITLE_FILE).read_text().strip() or self.title
+            if (earlier / CITATIONS_FILE).is_file():
+                for item in json.loads((earlier / CITATIONS_FILE).read_text()):
+                    self._cite(Paper.model_validate(item))
+            source = earlier if earlier.is_dir() else source
+            if self.latex_dir.exists():
+                shutil.rmtree(self.latex_dir)
+        if not self.latex_dir.is_dir():
+            shutil.copytree(source, self.latex_dir, ignore=shutil.ignore_patterns(
+                "*.aux", "*.log", "*.pdf", "*.bbl", "*.blg", "*.fls", "*.fdb_latexmk", ".latexmk", ".chktex"))
+        main = self.latex_dir / self.main
+        broken = skeleton_problems(main.read_text(errors="replace")) if main.is_file() else [f"there is no {self.main}"]
+        if broken:
+            self.problem(f"the template's LaTeX skeleton breaks the contract ({'; '.join(broken)}): the built-in "
+                         "skeleton was used (see docs/writeup.md)")
+            (self.latex_dir / BUILTIN_MAIN).write_text(BUILTIN_SKELETON)
+            self.main = BUILTIN_MAIN
+        (self.latex_dir / GENERATED_DIR).mkdir(exist_ok=True)
+        self._place_figures()
+        self._allowed_numbers = self._settings_numbers()
+
+    def _settings_numbers(self) -> set[float]:
+        """Numbers prose may state: the runs' settings (knob changes, the template's defaults, run names)."""
+        allowed = numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
+        try:
+            allowed |= numbers_of(self.ctx.template.knobs(quick=self.ctx.options.quick).model_dump().values())
+        except Exception:  # a template whose knobs cannot be built here still gets its paper
+            pass
+        return allowed
+
+    def _read_template_bibliography(self) -> None:
+        """The template's own references.bib: entries its skeleton may cite, and the model too."""
+        path = self.ctx.template.files_dir() / "latex" / "references.bib"
+        if path.is_file():
+            for entry in parse_bibtex(path.read_text(errors="replace")):
+                if re.fullmatch(r"[A-Za-z0-9_:.\-]+", entry.key):
+                    self.template_entries[entry.key] = entry
+
+    def _place_figures(self) -> None:
+        """Copy the figures into latex/figures/: the compiler's sandbox sees only the LaTeX folder."""
+        folder = self.latex_dir / FIGURES_DIR
+        folder.mkdir(exist_ok=True)
+        used: set[str] = set()
+        for figure in self.figures_in:
+            path = Path(figure.path)
+            if not path.is_absolute():
+                path = self.workspace / path
+            if not path.is_file():
+                self.problem(f"figure {path.name} is missing and was left out")
+                continue
+            stem = re.sub(r"[^A-Za-z0-9\-]+", "-", path.stem).strip("-").lower() or "figure"
+            name, n = stem, 1
+            while name in used:
+                n += 1
+                name = f"{stem}-{n}"
+            used.add(name)
+            suffix = path.suffix.lower() if path.suffix.lower() in (".png", ".pdf", ".jpg", ".jpeg") else ".png"
+            shutil.copyfile(path, folder / f"{name}{suffix}")
+            self.figures.append((f"{FIGURES_DIR}/{name}{suffix}", figure.caption, f"fig:{name}"))
+
+    # -- rules and context ------------------------------------------------------------------------------
+
+    def rules(self) -> SectionRules:
+        labels = {section.label for section in SECTIONS} | {TABLE_LABEL} | {label for _, _, label in self.figures}
+        for text in self.texts.values():
+            labels |= labels_in(text)
+        return SectionRules(results=self.results, cite_keys=set(self.references) | set(self.template_entries),
+                            labels=labels, run_names={run.index: run_label(run) for run in self.runs},
+                            allowed_numbers=self._allowed_numbers, facts=self.facts)
+
+    def _comparison(self, value: ResultValue) -> str:
+        base = self.results.get(f"run0.{value.key.split('.', 1)[1]}")
+        if value.run == 0 or base is None or not (math.isfinite(value.value) and math.isfinite(base.value)):
+            return ""
+        if value.plain == base.plain:
+            return "; the same as the baseline at this precision"
+        direction = "higher" if value.value > base.value else "lower"
+        se, se_base = self.results.get(f"{value.key}.stderr"), self.results.get(f"{base.key}.stderr")
+        if se is None or se_base is None:
+            return f"; {direction} than the baseline"
+        combined = math.sqrt(se.value ** 2 + se_base.value ** 2)
+        if combined > 0 and abs(value.value - base.value) < 2 * combined:
+            return f"; {direction} than the baseline but within 2 standard errors: not a clear difference"
+        return f"; {direction} than the baseline by more than 2 standard errors"
+
+    def context(self) -> str:
+        lines = [f"The research idea: {self.idea.title}", f"What was done: {self.idea.experiment}", "",
+                 "The runs (name each by what it changed, never by its number):"]
+        for run in self.runs:
+            label = run_label(run)
+            what = "the experiment unchanged" if run.index == 0 else " ".join(run.description.split())
+            changes = f" Changed settings: {json.dumps(run.knob_changes)}." if run.knob_changes else ""
+            code = " Its code was changed." if run.code_changed else ""
+            lines.append(f"- {label}: {what}.{changes}{code} Result keys start with run{run.index}.")
+        lines += ["", "Recorded results. Write each only as \\result{KEY}; the values are shown so you can compare "
+                  "them (for losses, errors, divergences and times lower is better; for accuracies higher is better):"]
+        groups: dict[tuple[str, str], list[ResultValue]] = {}
+        for value in self.results.values():
+            if not value.stderr:
+                groups.setdefault((value.dataset, value.metric), []).append(value)
+        names = {run.index: run_label(run) for run in self.runs}
+        for (dataset, metric), values in groups.items():
+            lines.append(f"{dataset}, {metric}:")
+            for value in values:
+                se = self.results.get(f"{value.key}.stderr")
+                spread = f" (standard error \\result{{{se.key}}} = {se.plain})" if se else ""
+                lines.append(f"  {names.get(value.run, value.run)}: \\result{{{value.key}}} = {value.plain}{spread}"
+                             f"{self._comparison(value)}")
+        lines += ["", "Placed by code in the Results section (refer to them with \\ref):",
+                  f"- {TABLE_LABEL}: the table of every result above"]
+        lines += [f"- {label}: {caption}" for _, caption, label in self.figures]
+        macros = ", ".join(f"\\{macro} ({value})" for macro, value in env_macros(self.facts).items())
+        lines += ["", f"The machine every run used (write the macros, not their values): {macros}"]
+        citable = self._citable()
+        if citable:
+            lines += ["", "References you may cite (\\citep{KEY} or \\citet{KEY}; no other keys):"]
+            lines += [f"- {key}: {description}" for key, description in citable]
+        else:
+            lines += ["", "There are no references to cite: use no \\cite commands."]
+        return "\n".join(lines)
+
+    def _citable(self) -> list[tuple[str, str]]:
+        items = []
+        for key, paper in self.references.items():
+            authors = ", ".join(paper.authors[:2]) + (" et al." if len(paper.authors) > 2 else "")
+            abstract = f" {paper.abstract[:200]}" if paper.abstract else ""
+            items.append((key, f"{paper.title} ({authors}, {paper.year or 'n.d.'}).{abstract}"))
+        for key, entry in self.template_entries.items():
+            if key not in self.references:
+                items.append((key, f"{latex_to_text(entry.get('title'))} ({entry.get('year') or 'n.d.'})"))
+        return items
+
+    def system(self) -> str:
+        persona = ""
+        try:
+            persona = self.ctx.template.prompt().get("system", "")
+        except Exception:  # a template without prompt.json still gets its paper
+            pass
+        return f"{persona}\n\n{RULES}".strip()
+
+    def opening(self, name: str) -> list[Message]:
+        extra = []
+        if name != ABSTRACT and ABSTRACT in self.texts:
+            extra.append(f"The paper's title: {self.title}\nIts abstract:\n{self.texts[ABSTRACT].strip()}")
+        if name == "conclusion" and "results" in self.texts:
+            extra.append(f"The Results section as written:\n{self.texts['results'].strip()}")
+        if self.feedback:
+            extra.append(f"A reviewer's review of an earlier version of this paper:\n{self.feedback.strip()}\n"
+                         "Address it where the recorded results allow; never invent experiments or numbers.")
+        if name in self.previous:
+            extra.append(f"The current text of the {_heading(name)}:\n{self.previous[name].strip()}\n"
+                         "Revise it.")
+        task = TASKS[name] + ("" if name == ABSTRACT else " Answer with the section's LaTeX body only.")
+        return [Message(role="system", content=self.system()),
+                Message(role="user", content="\n\n".join([self.context(), *extra, task]))]
+
+    # -- asking -------------------------------------------------------------------------------------------
+
+    def ask(self, messages: list[Message], schema: type[BaseModel]) -> BaseModel | None:
+        """A structured answer, or None when the model gave no valid one (BudgetExceeded propagates)."""
+        try:
+            return self.chat.ask_structured(messages, schema)
+        except StructuredOutputError as exc:
+            self.report(f"no usable answer ({exc.message})")
+            return None
+
+    def check(self, name: str, text: str) -> list[str]:
+        problems = [str(p) for p in check_section(text, self.rules())]
+        if len(text.strip()) < MIN_SECTION_CHARS:
+            problems.append("the text is (nearly) empty; write the whole section")
+        return problems
+
+    def settle(self, name: str, text: str, messages: list[Message]) -> str:
+        """Feed the code's problems with `text` back for the fix rounds, then repair what is left by code."""
+        text = normalize_text(text)
+        problems = self.check(name, text)
+        for _ in range(self.ctx.options.writeup_fix_rounds):
+            if not problems:
+                break
+            answer = self.ask([*messages, Message(role="assistant", content=text), Message(role="user", content=(
+                f"Code found these problems in your {_heading(name)}:\n{_bullets(problems)}\nRewrite the whole "
+                "text fixing them, changing nothing else."))], SectionText)
+            if answer is None:
+                break
+            text = normalize_text(answer.latex)
+            problems = self.check(name, text)
+        if problems:
+            text, done = repair_section(text, self.rules())
+            self.report(f"{_heading(name)}: repaired by code: {'; '.join(done) or 'nothing to do'}")
+            if len(text.strip()) < MIN_SECTION_CHARS and name != ABSTRACT:
+                text = self.fallback_text(name)
+        return text
+
+    def fallback_text(self, name: str) -> str:
+        """What code writes when the model gives no usable text at all."""
+        self.problem(f"the model gave no usable {_heading(name)}: a placeholder written by code stands in")
+        if name == "results":
+            return f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result of every run.\n"
+        if name in ("method", "experimental-setup", ABSTRACT):
+            return latex_escape(self.idea.experiment) + "\n"
+        return "This section could not be written.\n"
+
+    # -- title and abstract ---------------------------------------------------------------------------------
+
+    def write_title_abstract(self) -> None:
+        self.report("title and abstract")
+        messages = self.opening(ABSTRACT)
+        if self.feedback:
+            messages[-1] = Message(role="user", content=messages[-1].content + (
+                f"\n\nThe current title: {self.title}"))
+        draft = self.ask(messages, TitleAbstract)
+        if draft is None:  # code's text: no model answer to check, nothing to ask again
+            self.texts[ABSTRACT] = self.previous.get(ABSTRACT) or self.fallback_text(ABSTRACT)
+            return
+        text = draft.abstract
+        self.title = _plain_title(draft.title) or self.title
+        if not self.feedback:
+            problems = self.check(ABSTRACT, normalize_text(text))
+            notes = f"\nCode also found these problems:\n{_bullets(problems)}" if problems else ""
+            revision = self.ask([*messages, Message(role="assistant", content=draft.model_dump_json()),
+                                 Message(role="user", content=REFLECT.format(what="title and abstract") + notes)],
+                                TitleAbstractRevision)
+            if revision is not None:
+                text = revision.abstract
+                self.title = _plain_title(revision.title) or self.title
+        self.texts[ABSTRACT] = self.settle(ABSTRACT, text, messages)
+
+    # -- citations -----------------------------------------------------------------------------------------
+
+    def _cite(self, paper: Paper) -> str | None:
+        """Add `paper` to the bibliography; its key (a template entry's when it is the same paper)."""
+        norm = normalize_title(paper.title)
+        for key, entry in self.template_entries.items():
+            if norm and normalize_title(latex_to_text(entry.get("title"))) == norm:
+                return key
+        existing = self.bibliography.key_for(paper)
+        if existing:
+            return existing
+        key = self.bibliography.add(paper)
+        if key in self.template_entries:  # a different paper with a template entry's key: leave it out
+            return None
+        self.references[key] = paper
+        return key
+
+    def find_citations(self) -> None:
+        rounds = self.ctx.options.citation_rounds
+        if rounds == 0 or self.feedback:
+            return
+        from scientist_core.literature import search_with_fallback
+
+        searchers = self.ctx.searchers()
+        if not searchers:
+            self.problem("no literature searcher is installed: the paper cites nothing it found")
+            return
+        queries: list[str] = []
+        failures: list[str] = []
+        for round_ in range(1, rounds + 1):
+            chosen = "\n".join(f"- {paper.title} ({paper.year or 'n.d.'})" for paper in self.references.values())
+            prompt = (f"The paper: {self.title}\nAbstract: {self.texts.get(ABSTRACT, '').strip()}\n"
+                      f"What was done: {self.idea.experiment}\n\n"
+                      f"Papers chosen to cite so far:\n{chosen or '- none'}\n"
+                      f"Queries tried so far: {'; '.join(queries) or 'none'}\n\n"
+                      f"Round {round_} of {rounds}: give one literature search query for work this paper should "
+                      "cite (the method it builds on, the datasets, closely related approaches), or done=true when "
+                      "the paper cites enough.")
+            step = self.ask([Message(role="system", content="You choose the references of a research paper."),
+                             Message(role="user", content=prompt)], CitationQuery)
+            if step is None or step.done or not step.query.strip():
+                break
+            query = " ".join(step.query.split())[:300]
+            queries.append(query)
+            papers, source, failed = search_with_fallback(searchers, query, SEARCH_LIMIT)
+            failures += [str(failure) for failure in failed]
+            papers = [paper for paper in papers if paper.title.strip() and self.bibliography.key_for(paper) is None]
+            self.report(f"citations: round {round_}: {query!r}: {len(papers)} result(s) from {source or 'no searcher'}")
+            if not papers:
+                continue
+            listing = "\n".join(_describe(number, paper) for number, paper in enumerate(papers, 1))
+            choice = self.ask([Message(role="system", content="You choose the references of a research paper."),
+                               Message(role="user", content=(
+                                   f"{prompt}\n\nResults for {query!r}:\n{listing}\n\nWhich of these should the "
+                                   "paper cite? Give their numbers; an empty list when none is relevant."))],
+                              CitationChoice)
+            for number in dict.fromkeys(choice.indices if choice else []):
+                if 1 <= number <= len(papers):
+                    self._cite(papers[number - 1])
+        if failures and not self.references:
+            self.problem(f"literature search failed: {failures[-1]}")
+        (self.latex_dir / CITATIONS_FILE).write_text(
+            json.dumps([paper.model_dump(mode="json") for paper in self.references.values()], indent=1))
+
+    # -- sections ---------------------------------------------------------------------------------------------
+
+    def write_section(self, name: str) -> None:
+        self.report(f"{_heading(name)}")
+        messages = self.opening(name)
+        draft = self.ask(messages, SectionText)
+        if draft is None:  # code's text: no model answer to check, nothing to ask again
+            self.texts[name] = self.previous.get(name) or self.fallback_text(name)
+            return
+        text = draft.latex
+        if name not in self.previous:  # a revision after review is one answer, not a draft to reflect on
+            problems = self.check(name, normalize_text(text))
+            notes = f"\nCode also found these problems:\n{_bullets(problems)}" if problems else ""
+            revision = self.ask([*messages, Message(role="assistant", content=text),
+                                 Message(role="user", content=REFLECT.format(what=_heading(name)) + notes)],
+                                SectionRevision)
+            if revision is not None and revision.latex.strip():
+                text = revision.latex
+        self.texts[name] = self.settle(name, text, messages)
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    def cited(self) -> list[str]:
+        keys: list[str] = []
+        for text in self.texts.values():
+            keys += cited_keys(text)
+        keys += cited_keys((self.latex_dir / self.main).read_text(errors="replace"))
+        known = set(self.references) | set(self.template_entries)
+        return [key for key in dict.fromkeys(keys) if key in known]
+
+    def write_sources(self) -> None:
+        d = self.latex_dir
+        (d / META_FILE).write_text(meta_tex(self.title, self.results, self.facts))
+        (d / TITLE_FILE).write_text(self.title + "\n")
+        (d / ABSTRACT_FILE).write_text(self.texts.get(ABSTRACT, ""))
+        for section in SECTIONS:
+            (d / section.file).write_text(self.texts.get(section.name, ""))
+        (d / TABLE_FILE).write_text(results_table_tex(self.runs, self.results))
+        figures = [figure_tex(file, caption, label) for file, caption, label in self.figures]
+        (d / BODY_FILE).write_text(body_tex(SECTIONS, figures))
+        searched = {entry.key: entry for entry in parse_bibtex(self.bibliography.render())}
+        entries = []
+        for key in self.cited():
+            entry = self.template_entries.get(key) or searched.get(key)
+            if entry is not None:
+                entries.append(entry.render())
+        (d / "references.bib").write_text("\n".join(entries))
+
+    # -- compiling --------------------------------------------------------------------------------------------
+
+    def issues(self, result: CompileResult, warnings: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """Compile errors and chktex warnings by the section they come from (errors first), and the errors that
+        come from no section's file."""
+        files = {section.file: section.name for section in SECTIONS} | {ABSTRACT_FILE: ABSTRACT}
+        by_name: dict[str, list[str]] = {}
+        elsewhere: list[str] = []
+        if not result.ok:
+            for error in result.errors:
+                match = re.match(r"^(?:\./)?(\S+?\.tex):(\d+):\s*(.*)$", error)
+                name = files.get(match.group(1)) if match else None
+                if name is None:
+                    elsewhere.append(error)
+                    continue
+                if "==> Fatal error occurred" in match.group(3):
+                    continue
+                by_name.setdefault(name, []).append(
+                    f"line {match.group(2)}: {match.group(3)}{self._line_text(name, int(match.group(2)))}")
+        for warning in warnings:
+            match = re.match(r"^(?:\./)?(\S+?\.tex):(\d+):(\d+):(\d+):(.*)$", warning)
+            name = files.get(match.group(1)) if match else None
+            if name is not None:
+                by_name.setdefault(name, []).append(
+                    f"line {match.group(2)}, column {match.group(3)}: warning: {match.group(5).strip()}"
+                    f"{self._line_text(name, int(match.group(2)))}")
+        if not result.ok and not by_name and not elsewhere:
+            elsewhere.append("the compilation failed without an error line (see the log)")
+        return by_name, elsewhere
+
+    def _line_text(self, name: str, line: int) -> str:
+        lines = self.texts.get(name, "").split("\n")
+        return f" (the line reads: {lines[line - 1].strip()[:200]})" if 0 < line <= len(lines) else ""
+
+    def fix_from_compiler(self, name: str, issues: list[str]) -> None:
+        text = self.texts[name]
+        numbered = "\n".join(f"{n:4d}| {line}" for n, line in enumerate(text.split("\n"), 1))
+        messages = self.opening(name)
+        answer = self.ask([*messages, Message(role="assistant", content=text), Message(role="user", content=(
+            f"Compiling the paper reported these problems in your {_heading(name)} (line numbers refer to your "
+            f"text, numbered here):\n{_bullets(issues)}\n\n{numbered}\n\nGive the corrected text, without the line "
+            "numbers."))], SectionText)
+        if answer is not None and answer.latex.strip():
+            self.texts[name] = self.settle(name, _strip_line_numbers(answer.latex), messages)
+
+    def compile(self) -> Path | None:
+        """Compile with the fix rounds, then the fallbacks; the PDF, or None (the reason is in problems)."""
+        compiler = self.ctx.host.create("compiler", getattr(self.ctx.settings, "compiler", "latexmk"),
+                                        self.ctx.settings.compilers)
+        readiness = compiler.readiness()
+        self.write_sources()
+        if not readiness.ready:
+            self.problem(f"no PDF: the LaTeX compiler is not ready ({readiness.detail})")
+            return None
+        rounds = self.ctx.options.writeup_fix_rounds
+        snapshot: dict[str, str] | None = None
+        result = CompileResult(ok=False)
+        for round_ in range(rounds + 1):
+            self.write_sources()
+            result = compiler.compile(self.latex_dir, self.main)
+            by_name, _ = self.issues(result, compiler.check(self.latex_dir, self.main))
+            self.report(f"compile {round_ + 1}: {'ok' if result.ok else 'failed'}, "
+                        f"{sum(map(len, by_name.values()))} issue(s) in sections")
+            if result.ok:
+                snapshot = dict(self.texts)
+                if not by_name:
+                    break
+            if round_ == rounds or not by_name:
+                break
+            self.fix_rounds_used += 1
+            for name, lines in by_name.items():
+                self.fix_from_compiler(name, lines)
+        if not result.ok and snapshot is not None:
+            self.report("the fixes broke the build: back to the last version that compiled")
+            self.texts = snapshot
+            self.write_sources()
+            result = compiler.compile(self.latex_dir, self.main)
+        if not result.ok:
+            by_name, _ = self.issues(result, [])
+            everything = list(self.texts)
+            for attempt in ([name for name in everything if name in by_name], everything):
+                if not attempt:
+                    continue
+                self.problem(f"LaTeX errors left after the fix rounds ({'; '.join(result.errors[:2])}): the "
+                             f"{', '.join(_heading(n) for n in attempt)} typeset as plain text")
+                for name in attempt:
+                    self.texts[name] = plain_text_section(self.texts[name], self.rules())
+                self.write_sources()
+                result = compiler.compile(self.latex_dir, self.main)
+                if result.ok:
+                    break
+        if not result.ok and self.figures:
+            self.problem(f"LaTeX still failed ({'; '.join(result.errors[:2])}): the figures were left out")
+            self.figures = []
+            self.write_sources()
+            result = compiler.compile(self.latex_dir, self.main)
+        if not result.ok:
+            self.problem(f"no PDF: LaTeX still fails: {'; '.join(result.errors[:5]) or 'see the log'}")
+            return None
+        return Path(result.pdf_path)
+
+    # -- all of it ------------------------------------------------------------------------------------------
+
+    def run(self) -> WriteupResult:
+        self.prepare()
+        self.write_title_abstract()
+        self.find_citations()
+        for name in WRITING_ORDER:
+            self.write_section(name)
+        pdf = self.compile()
+        final: Path | None = None
+        if pdf is not None:
+            final = self.workspace / f"{self.idea.name}{'-improved' if self.feedback else ''}.pdf"
+            shutil.copyfile(pdf, final)
+            self.ctx.store.add_artifact(self.ctx.run_id, "paper", final, {
+                "idea": self.idea.name, "title": self.title, "citations": len(self.cited()),
+                "fix_rounds": self.fix_rounds_used, "problems": self.problems, "improved": bool(self.feedback)})
+        self.report(f"{'PDF ' + str(final) if final else 'no PDF'}; {len(self.cited())} reference(s), "
+                    f"{len(self.problems)} problem(s)")
+        return WriteupResult(pdf_path=final, latex_dir=self.latex_dir, citations=len(self.cited()),
+                             fix_rounds_used=self.fix_rounds_used, problems=self.problems)
+
+
+def _describe(number: int, paper: Paper) -> str:
+    authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+    abstract = f"\n   {paper.abstract[:300]}" if paper.abstract else ""
+    return f"{number}. {paper.title} ({authors}; {paper.venue} {paper.year or ''}){abstract}"
+
+
+def _plain_title(title: str) -> str:
+    text = latex_to_text(title) if "\\" in title or "{" in title or "$" in title else title
+    return " ".join(text.replace("\n", " ").split()).strip(" .")[:200]
+
+
+def _strip_line_numbers(text: str) -> str:
+    lines = text.split("\n")
+    if sum(bool(re.match(r"^\s*\d+\|", line)) for line in lines) >= max(1, len(lines) // 2):
+        lines = [re.sub(r"^\s*\d+\| ?", "", line) for line in lines]
+    return "\n".join(lines)
+
+
+def write_paper(ctx: RunContext, idea: Idea, workspace: Path, runs: list[RunRecord], figures: list[Figure],
+                feedback: str | None = None) -> WriteupResult:
+    """Write, check and compile the paper of `idea` from its recorded `runs` and `figures`.
+
+    With `feedback` (a review, as text) the paper is revised instead, in `<workspace>/latex-improved/`, from
+    the sections and references of `<workspace>/latex/`. The PDF is copied to `<workspace>/<idea>.pdf`
+    (`<idea>-improved.pdf`) and recorded as the run's `paper` artifact."""
+    return _Writer(ctx, idea, workspace, runs, figures, feedback).run()

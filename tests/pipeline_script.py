@@ -1,0 +1,60 @@
+"""Scripted model answers for a whole `scientist run` on the example template, by schema.
+
+Every answer is valid except where a test adds broken ones; each stage's schema gets its own queue so the
+order of ideas, runs and sections does not matter.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+GOOD_REVIEW = {
+    "Summary": "The paper studies the width of a small MLP on toy data.", "Strengths": ["Clear setup."],
+    "Weaknesses": ["Only toy data."], "Originality": 2, "Quality": 3, "Clarity": 3, "Significance": 2,
+    "Questions": ["Does it hold with more seeds?"], "Limitations": ["Toy data only."], "Ethical Concerns": False,
+    "Soundness": 3, "Presentation": 3, "Contribution": 2, "Overall": 5, "Confidence": 4, "Decision": "Reject",
+}
+
+
+def idea(name: str) -> dict:
+    return {"Name": name, "Title": f"Study of {name.replace('_', ' ')}", "Interestingness": 6, "Feasibility": 9,
+            "Novelty": 5, "Experiment": "Change the hidden size and the learning rate and compare validation accuracy."}
+
+
+def section(call) -> dict:
+    """A section that uses recorded results through \\result, never typed numbers."""
+    return {"latex": ("We compare the baseline with the changed runs. On spirals the baseline reaches a validation "
+                      "accuracy of \\result{run0.spirals.val_accuracy}, and the wider network reaches "
+                      "\\result{run1.spirals.val_accuracy}.")}
+
+
+def revision(call) -> dict:
+    return {"critique": "Fine.", **section(call)}
+
+
+def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning")) -> None:
+    fake_llm.answer("Idea", *[idea(name) for name in ideas])
+    fake_llm.answer("IdeaReflection", *[{"idea": idea(name), "done": True} for name in ideas] * 3)
+    for _ in ideas:
+        fake_llm.answer("NoveltyStep",
+                        {"thought": "look it up", "action": "search", "query": "neural network width"},
+                        {"thought": "nothing does this", "action": "novel", "query": ""})
+    fake_llm.answer("ExperimentPlan", *[{"runs": [
+        {"description": "double the hidden size", "knob_changes": {"hidden_size": 64}, "code_change": ""},
+        {"description": "a tenth of the learning rate", "knob_changes": {"learning_rate": 0.001}, "code_change": ""},
+    ]}] * len(ideas))
+    fake_llm.answer("FigureNotes", *[lambda call: {"figures": []}] * len(ideas))
+    fake_llm.answer("TitleAbstract", *[{"title": "Wider MLPs on toy data",
+                                        "abstract": "We widen a small MLP; see \\result{run1.xor.val_accuracy}."}] * 4)
+    fake_llm.answer("TitleAbstractRevision", *[{"critique": "ok", "title": "Wider MLPs on toy data",
+                                                "abstract": "We widen a small MLP and measure accuracy."}] * 4)
+    fake_llm.answer("SectionText", *[section] * 40)
+    fake_llm.answer("SectionRevision", *[revision] * 40)
+    fake_llm.answer("CitationQuery", *itertools.chain.from_iterable(
+        [{"done": False, "query": "Adam: A Method for Stochastic Optimization"}, {"done": True, "query": ""}]
+        for _ in range(4)))
+    fake_llm.answer("CitationChoice", *[{"indices": [1]}] * 4)
+    fake_llm.answer("Review", *[GOOD_REVIEW] * 20)
+    fake_llm.answer("MetaReviewText", *[{k: GOOD_REVIEW[k] for k in
+                                         ("Summary", "Strengths", "Weaknesses", "Questions", "Limitations")}] * 4)
+    fake_llm.answer("ReviewRevision", *[{"Critique": "none", "Review": GOOD_REVIEW, "Done": True}] * 8)

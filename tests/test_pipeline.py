@@ -1,0 +1,119 @@
+"""`scientist run` end to end on the example template with the scripted model: every stage, for real
+(sandboxed experiments, plots, latexmk, the offline literature index), then crashes and `resume`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scientist_core.paper_latex import result_values
+from scientist_core.pipeline.context import RunOptions, RunRecord
+from scientist_core.pipeline.experiments import read_results
+from scientist_core.pipeline.run import resume_run, start_run
+from scientist_core.settings import load_settings
+from tests.pipeline_script import script_full_run
+
+pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
+
+SETTINGS = """
+model = "fake/scripted"
+searchers_order = ["offline"]
+[searchers.offline]
+sources = ["nips*"]
+[reviewers.llm]
+ensemble = 2
+reflections = 2
+"""
+
+
+@pytest.fixture
+def configured(scientist_env):
+    Path("scientist.toml").write_text(SETTINGS)
+    return scientist_env
+
+
+def options(**overrides) -> RunOptions:
+    values = dict(template="example", num_ideas=2, reflections=2, novelty_rounds=3, max_runs=2, max_tries=2,
+                  citation_rounds=1, quick=True)
+    return RunOptions(**{**values, **overrides})
+
+
+def finished_experiments(store, run_id):
+    return [(row["idea"], row["run_index"]) for row in store.experiments(run_id) if row["status"] == "done"]
+
+
+def test_full_run_produces_every_artifact(configured, plugin_host, fake_llm):
+    script_full_run(fake_llm)
+    summary = start_run(load_settings(), plugin_host, options(), report=lambda line: None)
+
+    from scientist_core.store import Store
+
+    store = Store.open_existing(load_settings().store_path)
+    assert [i.problem for i in summary.ideas] == ["", ""]
+    for row in store.ideas(summary.run_id):
+        assert row["novel"] == 1 and row["novelty"]["rounds"][0]["source"] == "offline"
+    for item in summary.ideas:
+        workspace = summary.run_dir / item.name
+        records = [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
+                   for i in (1, 2)]
+        assert [r.knob_changes for r in records] == [{"hidden_size": 64}, {"learning_rate": 0.001}]
+        for run in ("run_0", "run_1", "run_2"):
+            assert (workspace / run / "final_info.json").is_file()
+        assert list(workspace.glob("*.png"))
+        assert item.runs_done == 2 and item.overall == 5 and item.decision == "Reject"
+        review = json.loads((workspace / "review.json").read_text())
+        assert review["review"]["Overall"] == 5 and len(review["reviews"]) == 2
+
+        import pymupdf
+
+        baseline = RunRecord(index=0, name="run_0", description="baseline",
+                             results=read_results(workspace / "run_0"))
+        values = result_values([baseline, *records])
+        with pymupdf.open(item.paper) as pdf:
+            assert pdf.page_count >= 2
+            text = " ".join(page.get_text() for page in pdf)
+        for key in ("run0.spirals.val_accuracy", "run1.spirals.val_accuracy"):
+            assert values[key].plain in text, key
+        recorded = {(r["idea"], r["run_index"]): r["metrics"] for r in store.experiments(summary.run_id)
+                    if r["status"] == "done"}
+        assert recorded[(item.name, 1)]["spirals"]["means"]["val_accuracy"] == values["run1.spirals.val_accuracy"].value
+    stages = {s["name"]: s["status"] for s in store.stages(summary.run_id)}
+    assert set(stages.values()) == {"done"}
+    assert {"ideas", "novelty:slower_learning", "review:wider_hidden_layers"} <= set(stages)
+    usage = {row["stage"] for row in store.usage_by_stage(summary.run_id)}
+    assert {"ideas", "novelty:wider_hidden_layers", "experiments:slower_learning", "writeup:slower_learning",
+            "review:wider_hidden_layers"} <= usage
+
+
+class Crash(BaseException):
+    """Stands in for a kill: not an Exception, so nothing in the pipeline may catch it."""
+
+
+@pytest.mark.parametrize("crash_at", ["NoveltyStep", "ExperimentPlan", "SectionText", "Review"])
+def test_crash_then_resume_redoes_no_finished_experiment(configured, plugin_host, fake_llm, crash_at):
+    script_full_run(fake_llm, ideas=("wider_hidden_layers",))
+    queue = fake_llm.by_schema[crash_at]
+
+    def crash(call):
+        raise Crash(f"killed while asking for {crash_at}")
+
+    queue.insert(1 if crash_at == "NoveltyStep" else 0, crash)
+    with pytest.raises(Crash):
+        start_run(load_settings(), plugin_host, options(num_ideas=1), report=lambda line: None)
+
+    from scientist_core.store import Store
+
+    store = Store.open_existing(load_settings().store_path)
+    run = store.latest_run()
+    assert run["status"] == "failed"
+    before = finished_experiments(store, run["id"])
+    summary = resume_run(load_settings(), plugin_host, run["id"], report=lambda line: None)
+    after = finished_experiments(store, run["id"])
+    assert len(after) == len(set(after)), "an experiment finished twice"
+    assert set(before) <= set(after) and len(after) == 3
+    (item,) = summary.ideas
+    assert item.problem == "" and item.paper and item.overall == 5
+    assert store.run(run["id"])["status"] == "done"
