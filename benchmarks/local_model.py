@@ -11,6 +11,7 @@ It also times the sha256 check, the load, and one schema-constrained (grammar) a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -49,6 +50,7 @@ def main() -> None:
     from scientist_core.models import Message
 
     model = args.model or W.DEFAULT.name
+    load_before = os.getloadavg()[0]
     provider = LocalLLM.from_settings({"n_threads": args.threads, "n_ctx": 4096})
     readiness = provider.readiness(model)
     if not readiness.ready:
@@ -90,7 +92,10 @@ def main() -> None:
     schema_s = time.perf_counter() - start
     plan = Plan.model_validate_json(completion.text)
 
-    print(f"local/{model} with {args.threads} thread(s), {path.stat().st_size / 1e9:.2f} GB")
+    load_avg = os.getloadavg()[0]
+    print(f"local/{model} with {args.threads} thread(s), {path.stat().st_size / 1e9:.2f} GB; "
+          f"{os.cpu_count()} cores, load average {load_before:.1f} before, {load_avg:.1f} after "
+          "(other busy processes slow llama.cpp down sharply)")
     print(f"{'measure':<34}{'value':>12}")
     print(f"{'sha256 check, s':<34}{hash_s:>12.2f}")
     print(f"{'load, s':<34}{load_s:>12.2f}")

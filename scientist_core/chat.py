@@ -445,7 +445,10 @@ def open_chat(settings: "Settings", *, stage: str, role: Literal["scientist", "r
     if check_ready:
         readiness = provider.readiness(name)
         if not readiness.ready:
-            raise LLMNotReady(f"{model_id} cannot answer: {readiness.detail or 'not ready'}",
-                              "fix that, or choose another model with --model (see `scientist models`)")
+            detail = readiness.detail or "not ready"
+            unset = re.match(r"([A-Z][A-Z0-9_]*) is not set", detail)
+            fix = f"export {unset.group(1)}=... (keys are read from the environment only)" if unset else "fix that"
+            raise LLMNotReady(f"{model_id} cannot answer: {detail}",
+                              f"{fix}, or choose another model with --model (see `scientist models`)")
     options.setdefault("max_cost", settings.max_cost)
     return Chat(provider, name, store=store, run_id=run_id, stage=stage, **options)

@@ -209,30 +209,47 @@ def _print_summary(summary) -> None:
 
 @app.command()
 def run(template: str = typer.Argument(..., help="Template name, see `scientist templates`."),
-        num_ideas: int = typer.Option(2, "--num-ideas", help="New ideas to generate."),
-        reflections: int = typer.Option(3, "--reflections", help="Rounds per idea: a draft plus refinements."),
-        novelty_rounds: int = typer.Option(5, "--novelty-rounds", help="Literature-search rounds per idea."),
-        skip_novelty: bool = typer.Option(False, "--skip-novelty", help="Take every idea to experiments."),
-        max_runs: int = typer.Option(5, "--max-runs", help="Experiment runs per idea besides the baseline."),
-        max_tries: int = typer.Option(4, "--max-tries", help="Attempts per run when it fails."),
-        citation_rounds: int = typer.Option(5, "--citation-rounds", help="Literature searches for citations."),
-        quick: bool = typer.Option(False, "--quick", help="The template's quick mode."),
-        improve: bool = typer.Option(False, "--improve", help="Revise each paper from its review, review again."),
-        workers: int = typer.Option(1, "--workers", help="Ideas processed at once."),
+        num_ideas: Optional[int] = typer.Option(None, "--num-ideas", help="New ideas to generate [2]."),
+        reflections: Optional[int] = typer.Option(None, "--reflections", help="Rounds per idea: a draft plus "
+                                                  "refinements [3]."),
+        novelty_rounds: Optional[int] = typer.Option(None, "--novelty-rounds", help="Literature-search rounds per "
+                                                     "idea [5]."),
+        skip_novelty: Optional[bool] = typer.Option(None, "--skip-novelty", help="Take every idea to experiments."),
+        max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Experiment runs per idea besides the "
+                                               "baseline [5]."),
+        max_tries: Optional[int] = typer.Option(None, "--max-tries", help="Attempts per run when it fails [4]."),
+        citation_rounds: Optional[int] = typer.Option(None, "--citation-rounds", help="Literature searches for "
+                                                      "citations [5]."),
+        quick: Optional[bool] = typer.Option(None, "--quick", help="The template's quick mode."),
+        improve: Optional[bool] = typer.Option(None, "--improve", help="Revise each paper from its review, "
+                                               "review again."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Ideas processed at once [1]."),
         model: Optional[str] = typer.Option(None, "--model", help="The scientist's model, provider/name."),
         reviewer_model: Optional[str] = typer.Option(None, "--reviewer-model", help="The reviewer's model."),
         max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget for the run in USD."),
         out: Optional[Path] = OutOption) -> None:
-    """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template."""
+    """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
+
+    Defaults come from the [run] section of scientist.toml (see `scientist config show`); flags override them.
+    """
+    from pydantic import ValidationError
+
+    from scientist_core.errors import SettingsError
     from scientist_core.pipeline.context import RunOptions
     from scientist_core.pipeline.run import start_run
     from scientist_core.settings import load_settings
 
     settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model)
-    options = RunOptions(template=template, num_ideas=num_ideas, reflections=reflections,
-                         novelty_rounds=novelty_rounds, skip_novelty=skip_novelty, max_runs=max_runs,
-                         max_tries=max_tries, citation_rounds=citation_rounds, quick=quick, improve=improve,
-                         workers=workers, model=model, reviewer_model=reviewer_model)
+    flags = dict(num_ideas=num_ideas, reflections=reflections, novelty_rounds=novelty_rounds,
+                 skip_novelty=skip_novelty, max_runs=max_runs, max_tries=max_tries, citation_rounds=citation_rounds,
+                 quick=quick, improve=improve, workers=workers)
+    try:
+        options = RunOptions(template=template, model=model, reviewer_model=reviewer_model,
+                             **{**settings.run.model_dump(), **{k: v for k, v in flags.items() if v is not None}})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = "--" + ".".join(map(str, first["loc"])).replace("_", "-")
+        raise SettingsError(f"{flag}: {first['msg']}", "see `scientist run --help`") from None
     _print_summary(start_run(settings, _host(), options, _reporter()))
 
 

@@ -18,6 +18,11 @@ from scientist_core.errors import SettingsError
 
 SETTINGS_FILE = "scientist.toml"
 ENV_PREFIX = "SCIENTIST_"
+CONFIG_ENV = "SCIENTIST_CONFIG"  # another settings file to read instead of ./scientist.toml
+
+
+def settings_file() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or SETTINGS_FILE)
 
 
 def default_data_dir() -> Path:
@@ -39,15 +44,31 @@ class SandboxSettings(BaseModel):
     require_isolation: bool | None = Field(None, description="refuse to run where an isolation is unavailable")
 
 
+class RunSettings(BaseModel):
+    """Defaults of `scientist run`; its flags override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_ideas: int = Field(2, ge=1, description="new ideas to generate")
+    reflections: int = Field(3, ge=1, description="rounds per idea: a draft plus refinements")
+    novelty_rounds: int = Field(5, ge=1, description="literature-search rounds per idea before deciding")
+    skip_novelty: bool = Field(False, description="take every idea to experiments")
+    max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
+    max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
+    citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
+    writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
+    quick: bool = Field(False, description="the template's quick mode")
+    improve: bool = Field(False, description="revise each paper from its review and review it again")
+    workers: int = Field(1, ge=1, description="ideas taken through experiments to review at once")
+
+
 PluginSections = dict[str, dict[str, Any]]
 
 
 class Settings(BaseSettings):
     """Everything a user can set; `scientist config show` prints the effective values and their source."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", toml_file=SETTINGS_FILE
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     model: str | None = Field(None, description="the scientist's model, provider/name")
     reviewer_model: str | None = Field(None, description="the reviewer's model, provider/name (default: model)")
@@ -61,6 +82,7 @@ class Settings(BaseSettings):
                                        description="literature searchers, tried in order until one answers")
     max_cost: float | None = Field(None, ge=0, description="budget per run in USD; no call may exceed it")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     templates: PluginSections = Field(default_factory=dict, description="[templates.NAME] sections")
     llms: PluginSections = Field(default_factory=dict, description="[llms.NAME] sections")
     searchers: PluginSections = Field(default_factory=dict, description="[searchers.NAME] sections")
@@ -78,7 +100,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=settings_file()))
 
     @property
     def store_path(self) -> Path:
@@ -96,7 +118,10 @@ def _toml_values(path: Path) -> dict[str, Any]:
 
 def load_settings(**flags: Any) -> Settings:
     """Effective settings; `flags` are command-line values (None means: not given)."""
-    _toml_values(Path(SETTINGS_FILE))  # a syntax error gets a clear line, not pydantic's
+    path = settings_file()
+    if os.environ.get(CONFIG_ENV) and not path.is_file():
+        raise SettingsError(f"{CONFIG_ENV} names {path}, which does not exist", "fix the path or unset it")
+    _toml_values(path)  # a syntax error gets a clear line, not pydantic's
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         return Settings(**given)
@@ -115,12 +140,13 @@ def origin_of(key: str, flags: dict[str, Any] | None = None) -> str:
     env_name = ENV_PREFIX + key.upper().replace(".", "__")
     if env_name in os.environ:
         return f"environment {env_name}"
-    node: Any = _toml_values(Path(SETTINGS_FILE))
+    path = settings_file()
+    node: Any = _toml_values(path)
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             return "default"
         node = node[part]
-    return SETTINGS_FILE
+    return str(path)
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

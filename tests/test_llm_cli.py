@@ -11,7 +11,7 @@ from scientist_core.chat import LLMNotReady
 from scientist_core.commands import llm
 from scientist_core.errors import ScientistError
 
-from .helpers import run_cli
+from tests.helpers import run_cli
 
 runner = CliRunner()
 

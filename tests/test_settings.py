@@ -87,3 +87,29 @@ def test_config_show_reports_sources(scientist_env):
     assert shown["executor"] == {"value": "local", "source": "default"}
     text = run_cli("config", "show", cwd=scientist_env).stdout
     assert 'model = "toml/model"  # scientist.toml' in text
+
+
+def test_scientist_config_names_another_file(tmp_path, monkeypatch):
+    other = tmp_path / "profile.toml"
+    other.write_text("[run]\nnum_ideas = 7\nquick = true\n")
+    write_toml("[run]\nnum_ideas = 3\n")
+    assert load_settings().run.num_ideas == 3
+    monkeypatch.setenv("SCIENTIST_CONFIG", str(other))
+    settings = load_settings()
+    assert (settings.run.num_ideas, settings.run.quick) == (7, True)
+    monkeypatch.setenv("SCIENTIST_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(SettingsError, match="SCIENTIST_CONFIG names"):
+        load_settings()
+
+
+def test_shipped_offline_profile_is_valid(monkeypatch):
+    profile = Path(__file__).resolve().parents[1] / "configs" / "offline-cpu.toml"
+    monkeypatch.setenv("SCIENTIST_CONFIG", str(profile))
+    settings = load_settings()
+    assert settings.run.quick and settings.searchers_order == ["offline"]
+    assert settings.reviewers["llm"] == {"ensemble": 1, "reflections": 1, "fewshot": 0}
+
+
+def test_bad_run_flag_is_one_line():
+    result = run_cli("run", "example", "--num-ideas", "0")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "--num-ideas" in result.stderr

@@ -10,26 +10,15 @@ from pydantic import BaseModel, Field
 
 from scientist_core.models import FinalInfo, Idea
 from scientist_core.plugins import PluginHost
-from scientist_core.settings import Settings
+from scientist_core.settings import RunSettings, Settings
 from scientist_core.store import Store
 from scientist_core.template import Template
 
 
-class RunOptions(BaseModel):
-    """The knobs of `scientist run`, stored with the run so `scientist resume` continues with the same ones."""
+class RunOptions(RunSettings):
+    """The knobs of one `scientist run`, stored with the run so `scientist resume` continues with the same ones."""
 
     template: str
-    num_ideas: int = Field(2, ge=1, description="new ideas to generate")
-    reflections: int = Field(3, ge=1, description="rounds per idea: a draft plus refinements")
-    novelty_rounds: int = Field(5, ge=1, description="literature-search rounds per idea before deciding")
-    skip_novelty: bool = False
-    max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
-    max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
-    citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
-    writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
-    quick: bool = False
-    improve: bool = False
-    workers: int = Field(1, ge=1, description="ideas taken through experiments to review at once")
     model: str | None = None
     reviewer_model: str | None = None
 
