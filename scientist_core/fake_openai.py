@@ -21,15 +21,15 @@ Only the standard library is used; the server binds 127.0.0.1 on a free port and
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from pydantic import BaseModel
+
+from scientist_core.loopback import LoopbackServer
 
 __all__ = ["FakeOpenAIServer", "RecordedRequest", "Reply"]
 
@@ -108,79 +108,35 @@ def _words(value: Any) -> int:
     return 0
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """A scripted OpenAI-compatible server in a background thread; see the module docstring."""
 
+    thread_name = "fake-openai"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, models: list[str] | None = None) -> None:
-        self._queue: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
         self.models: list[str] = list(models or ["gpt-4o-mini", "fake-model"])
         self.default: Reply | None = None  # what to send when the queue is empty (None: a 500 saying so)
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle ------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The server's root, e.g. http://127.0.0.1:PORT (Ollama's OLLAMA_HOST form)."""
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(host, port)
 
     @property
     def base_url(self) -> str:
-        """The OpenAI base URL, e.g. http://127.0.0.1:PORT/v1 (OPENAI_BASE_URL's form)."""
+        """The OpenAI base URL, e.g. http://127.0.0.1:PORT/v1 (OPENAI_BASE_URL's form); `url` is Ollama's form."""
         return f"{self.url}/v1"
-
-    def start(self) -> "FakeOpenAIServer":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"fake-openai-{self.port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> "FakeOpenAIServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the script ------------------------------------------------------------------------------------
 
     def enqueue(self, *items: Any) -> "FakeOpenAIServer":
         """Queue answers: str (text), dict/list/BaseModel (as JSON text), int (that HTTP error), Reply."""
-        with self._lock:
-            self._queue.extend(_as_reply(item) for item in items)
+        self._push(_as_reply(item) for item in items)
         return self
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
 
     def chat_requests(self) -> list[RecordedRequest]:
         """The chat requests received (any dialect), in order."""
         return [r for r in self.requests if r.method == "POST" and r.path in CHAT_PATHS]
 
     def _next(self) -> Reply:
-        with self._lock:
-            if self._queue:
-                return self._queue.popleft()
-        return self.default or Reply.error(500, "fake server: no reply was queued for this request")
+        return self._pop() or self.default or Reply.error(500, "fake server: no reply was queued for this request")
 
     # -- HTTP --------------------------------------------------------------------------------------------
 

@@ -23,14 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from scientist_core.loopback import LoopbackServer
 
 __all__ = ["FakeSemanticScholar", "S2Reply", "S2Request", "s2_paper"]
 
@@ -127,71 +127,34 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-class FakeSemanticScholar:
+class FakeSemanticScholar(LoopbackServer):
     """A scripted Semantic Scholar server in a background thread; see the module docstring."""
+
+    thread_name = "fake-s2"
 
     def __init__(self, papers: Iterable[dict] = (), host: str = "127.0.0.1", port: int = 0) -> None:
         self.papers: list[dict] = list(papers)
         self.requests: list[S2Request] = []
-        self._queue: deque[S2Reply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle ------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        super().__init__(host, port)
 
     @property
     def api_url(self) -> str:
         """The API root, e.g. http://127.0.0.1:PORT (what `https://api.semanticscholar.org` is for the real one)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "FakeSemanticScholar":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"fake-s2-{self.port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> "FakeSemanticScholar":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.url
 
     # -- the script ------------------------------------------------------------------------------------
 
     def enqueue(self, *replies: S2Reply | int) -> "FakeSemanticScholar":
         """Queue answers for the next searches: S2Reply, or an int for that HTTP error."""
-        with self._lock:
-            self._queue.extend(r if isinstance(r, S2Reply) else S2Reply.error(r) for r in replies)
+        self._push(r if isinstance(r, S2Reply) else S2Reply.error(r) for r in replies)
         return self
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
 
     def search_requests(self) -> list[S2Request]:
         with self._lock:
             return [r for r in self.requests if r.path == SEARCH_PATH]
 
     def _next(self) -> S2Reply:
-        with self._lock:
-            return self._queue.popleft() if self._queue else S2Reply()
+        return self._pop(S2Reply())
 
     def _search(self, query: str) -> list[dict]:
         wanted = set(_words(query))

@@ -1454,7 +1454,6 @@ class _Run:
 
     # --- the result ----------------------------------------------------------------------------
     def _result(self) -> ExecutionResult:
-        limits = self.limits
         exit_code = sig = None
         status = self.events.get("exit", {}).get("status")
         if status is None and self.status is not None and not self.killed and "exit" not in self.events:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +33,7 @@ class Template(Component):
     version: ClassVar[str] = "0"
     experiment_file: ClassVar[str] = "experiment.py"
     plot_file: ClassVar[str] = "plot.py"
+    knobs_class: ClassVar[str] = "Knobs"
     quick_knobs: ClassVar[dict[str, Any]] = {}
     limits: ClassVar[Limits] = Limits()
     quick_limits: ClassVar[Limits] = Limits(timeout_s=900)
@@ -38,8 +43,9 @@ class Template(Component):
         raise NotImplementedError
 
     def knobs_model(self) -> type[BaseModel]:
-        """The pydantic model of the experiment's knobs (imported lazily: it may pull in torch)."""
-        raise NotImplementedError
+        """The pydantic model of the experiment's knobs: by default the class `knobs_class` of the experiment
+        file, loaded by path so the file stays standalone in a workspace, on first use (it may import torch)."""
+        return _load_knobs(self.files_dir() / self.experiment_file, self.knobs_class)
 
     def knobs(self, quick: bool = False, changes: dict[str, Any] | None = None) -> BaseModel:
         """Defaults, then quick mode's overrides, then an idea's changes, validated together."""
@@ -82,3 +88,19 @@ class Template(Component):
             raise PluginError(f"template {self.name!r} ships no {name}", f"add {path}") from None
         except json.JSONDecodeError as exc:
             raise PluginError(f"template {self.name!r}: {path} is not valid JSON ({exc})", "fix the file") from None
+
+
+@functools.cache
+def _load_knobs(path: Path, class_name: str) -> type[BaseModel]:
+    module_name = f"scientist_template_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise PluginError(f"the template's experiment file {path} is missing", "reinstall the template")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pydantic resolves the model's annotations through its module
+    spec.loader.exec_module(module)
+    knobs = getattr(module, class_name, None)
+    if not (isinstance(knobs, type) and issubclass(knobs, BaseModel)):
+        raise PluginError(f"{path} defines no pydantic model {class_name}",
+                          "declare the knobs as `class Knobs(BaseModel)` at the top of the experiment file")
+    return knobs

@@ -11,10 +11,10 @@ from scientist_core.chat import (
     split_model_id,
 )
 from scientist_core.hookspecs import hookimpl
-from scientist_core.models import Message, ModelInfo, Readiness
+from scientist_core.models import ModelInfo, Readiness
 from scientist_core.plugins import PluginInfo
 from scientist_core.settings import load_settings
-from scientist_core.testing import FakeLLM, Script, register_fake_llm
+from scientist_core.testing import FakeLLM, Script
 
 RUN = "run-1"
 

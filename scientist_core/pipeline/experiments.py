@@ -171,7 +171,7 @@ def _results_text(records: list["RunRecord"]) -> str:
 def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["RunRecord"]:
     """Plan up to max_runs runs for `idea` and execute each in the sandbox; a failing run goes back to the
     model with its stderr tail for up to max_tries attempts. Finished runs (a resumed run) are not redone."""
-    from scientist_core.chat import BudgetExceeded, StructuredOutputError
+    from scientist_core.chat import StructuredOutputError
     from scientist_core.models import Message
     from scientist_core.pipeline.context import RunRecord
 
