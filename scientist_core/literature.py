@@ -18,11 +18,11 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from scientist_core.chat import parse_retry_after, redact
 from scientist_core.component import Config
 from scientist_core.errors import ScientistError
 from scientist_core.models import Paper
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ORDER", "FailedSearch", "HTTPSearchConfig", "LiteratureError", "RateLimited", "SearchUnavailable",
-    "get_json", "parse_retry_after", "redact", "search_with_fallback", "searchers_from_settings",
+    "get_json", "search_with_fallback", "searchers_from_settings",
 ]
 
 logger = logging.getLogger("scientist.literature")
@@ -88,28 +88,6 @@ class FailedSearch:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def redact(text: str, secrets: Sequence[str | None] = ()) -> str:
-    """`text` with each secret (an API key) replaced by ***."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (a number, or an HTTP date); None when absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def _snippet(response: "httpx.Response", secrets: Sequence[str | None]) -> str:
     try:
         body = response.json()
@@ -158,7 +136,7 @@ def get_json(client: "httpx.Client", url: str, *, service: str, params: Mapping[
                                   else "retry later")
         if attempt == max_tries:
             break
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(response.headers)
         left = max_wait_s - waited
         if retry_after is not None:
             if retry_after > left:

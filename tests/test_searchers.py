@@ -22,8 +22,9 @@ from scientist_core.builtins.searchers.offline_index import (
 from scientist_core.builtins.searchers.openalex import OpenAlexSearcher, abstract_from_inverted_index
 from scientist_core.builtins.searchers.semantic_scholar import SemanticScholarSearcher
 from scientist_core.fake_semantic_scholar import FakeSemanticScholar, S2Reply, s2_paper
+from scientist_core.chat import parse_retry_after
 from scientist_core.literature import (
-    FailedSearch, LiteratureError, RateLimited, SearchUnavailable, parse_retry_after, search_with_fallback,
+    FailedSearch, LiteratureError, RateLimited, SearchUnavailable, search_with_fallback,
     searchers_from_settings,
 )
 from scientist_core.models import Paper, Readiness
@@ -573,13 +574,12 @@ def test_searchers_from_settings_default_order_and_sections(plugin_host, monkeyp
     assert [s.name for s in searchers_from_settings(load_settings(), plugin_host, order=["offline"])] == ["offline"]
 
 
-@pytest.mark.parametrize("value, expected", [("2", 2.0), ("0.5", 0.5), (None, None), ("", None), ("soon", None),
-                                             ("-3", 0.0)])
+@pytest.mark.parametrize("value, expected", [("2", 2.0), ("0.5", 0.5), ("soon", None), ("-3", 0.0)])
 def test_parse_retry_after(value, expected):
-    assert parse_retry_after(value) == expected
+    assert parse_retry_after({"Retry-After": value}) == expected
 
 
 def test_parse_retry_after_http_date():
     from email.utils import formatdate
 
-    assert 5 < parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+    assert 5 < parse_retry_after({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
