@@ -6,12 +6,7 @@ module only tells the core where that folder is, what the knobs are, and how muc
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from functools import cache
 from pathlib import Path
-
-from pydantic import BaseModel
 
 from scientist_core import Limits, Template, hookimpl
 from scientist_diffusion import __version__
@@ -32,21 +27,6 @@ class DiffusionTemplate(Template):
 
     def files_dir(self) -> Path:
         return TEMPLATE_DIR
-
-    def knobs_model(self) -> type[BaseModel]:
-        return _knobs_from_experiment_file()
-
-
-@cache
-def _knobs_from_experiment_file() -> type[BaseModel]:
-    """`Knobs` from template/experiment.py, loaded by path: the script must stay standalone in a workspace."""
-    path = TEMPLATE_DIR / "experiment.py"
-    spec = importlib.util.spec_from_file_location("scientist_diffusion._experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    # registered so pydantic (and pickle) can find the model's module by name
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.Knobs
 
 
 @hookimpl
