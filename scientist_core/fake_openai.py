@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -117,6 +118,8 @@ class FakeOpenAIServer(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.models: list[str] = list(models or ["gpt-4o-mini", "fake-model"])
         self.default: Reply | None = None  # what to send when the queue is empty (None: a 500 saying so)
+        # or a function of the request, asked when the queue is empty: scripts whole runs by what is asked
+        self.responder: Callable[[RecordedRequest], Any] | None = None
         super().__init__(host, port)
 
     @property
@@ -135,8 +138,13 @@ class FakeOpenAIServer(LoopbackServer):
         """The chat requests received (any dialect), in order."""
         return [r for r in self.requests if r.method == "POST" and r.path in CHAT_PATHS]
 
-    def _next(self) -> Reply:
-        return self._pop() or self.default or Reply.error(500, "fake server: no reply was queued for this request")
+    def _next(self, request: RecordedRequest | None = None) -> Reply:
+        queued = self._pop()
+        if queued is not None:
+            return queued
+        if self.responder is not None and request is not None:
+            return _as_reply(self.responder(request))
+        return self.default or Reply.error(500, "fake server: no reply was queued for this request")
 
     # -- HTTP --------------------------------------------------------------------------------------------
 
@@ -196,7 +204,7 @@ class FakeOpenAIServer(LoopbackServer):
                 if dialect is None:
                     self._send(404, {"error": {"message": f"no route {record.path}", "type": "not_found"}})
                     return
-                reply = server._next()
+                reply = server._next(record)
                 if reply.delay_s and server._stopping.wait(reply.delay_s):
                     return
                 request = record.json if isinstance(record.json, dict) else {}
