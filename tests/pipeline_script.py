@@ -21,18 +21,15 @@ def idea(name: str) -> dict:
             "Novelty": 5, "Experiment": "Change the hidden size and the learning rate and compare validation accuracy."}
 
 
-def section(call) -> dict:
+def section(metric: str) -> dict:
     """A section that uses recorded results through \\result, never typed numbers."""
-    return {"latex": ("We compare the baseline with the changed runs. On spirals the baseline reaches a validation "
-                      "accuracy of \\result{run0.spirals.val_accuracy}, and the wider network reaches "
-                      "\\result{run1.spirals.val_accuracy}.")}
+    return {"latex": (f"We compare the baseline with the changed runs. The baseline reaches "
+                      f"\\result{{run0.{metric}}}, and the wider network reaches \\result{{run1.{metric}}}.")}
 
 
-def revision(call) -> dict:
-    return {"critique": "Fine.", **section(call)}
-
-
-def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning")) -> None:
+def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), metric="spirals.val_accuracy") -> None:
+    """Answers for ideas, novelty, the plan (hidden_size and learning_rate, knobs of both shipped templates),
+    captions, the paper (citing `metric` of runs 0 and 1 through \\result) and the reviews."""
     fake_llm.answer("Idea", *[idea(name) for name in ideas])
     fake_llm.answer("IdeaReflection", *[{"idea": idea(name), "done": True} for name in ideas] * 3)
     for _ in ideas:
@@ -45,11 +42,11 @@ def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning")) 
     ]}] * len(ideas))
     fake_llm.answer("FigureNotes", *[lambda call: {"figures": []}] * len(ideas))
     fake_llm.answer("TitleAbstract", *[{"title": "Wider MLPs on toy data",
-                                        "abstract": "We widen a small MLP; see \\result{run1.xor.val_accuracy}."}] * 4)
+                                        "abstract": f"We widen a small MLP; see \\result{{run1.{metric}}}."}] * 4)
     fake_llm.answer("TitleAbstractRevision", *[{"critique": "ok", "title": "Wider MLPs on toy data",
                                                 "abstract": "We widen a small MLP and measure accuracy."}] * 4)
-    fake_llm.answer("SectionText", *[section] * 40)
-    fake_llm.answer("SectionRevision", *[revision] * 40)
+    fake_llm.answer("SectionText", *[section(metric)] * 40)
+    fake_llm.answer("SectionRevision", *[{"critique": "Fine.", **section(metric)}] * 40)
     fake_llm.answer("CitationQuery", *itertools.chain.from_iterable(
         [{"done": False, "query": "Adam: A Method for Stochastic Optimization"}, {"done": True, "query": ""}]
         for _ in range(4)))

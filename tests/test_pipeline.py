@@ -117,3 +117,25 @@ def test_crash_then_resume_redoes_no_finished_experiment(configured, plugin_host
     (item,) = summary.ideas
     assert item.problem == "" and item.paper and item.overall == 5
     assert store.run(run["id"])["status"] == "done"
+
+
+def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
+    """The main job's template in quick mode: real DDPM training in the sandbox, its plots, its paper."""
+    script_full_run(fake_llm, ideas=("wider_denoiser",), metric="circle.kl_divergence")
+    summary = start_run(load_settings(), plugin_host, options(template="diffusion", num_ideas=1),
+                        report=lambda line: None)
+    (item,) = summary.ideas
+    assert item.problem == "" and item.runs_done == 2 and item.overall == 5
+    workspace = summary.run_dir / "wider_denoiser"
+    records = [RunRecord(index=0, name="run_0", description="baseline", results=read_results(workspace / "run_0"))]
+    records += [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
+                for i in (1, 2)]
+    values = result_values(records)
+    import pymupdf
+
+    with pymupdf.open(item.paper) as pdf:
+        assert pdf.page_count >= 2
+        text = " ".join(page.get_text() for page in pdf)
+    for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
+        assert values[key].plain in text, key
+    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in workspace.glob("*.png")}
