@@ -139,3 +139,34 @@ def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
     for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
         assert values[key].plain in text, key
     assert {"train_loss.png", "generated_images.png"} <= {p.name for p in workspace.glob("*.png")}
+
+
+MALFORMED = ["this is not JSON at all", '{"wrong": "fields", "Overall": "ten"}', "", "{" + "x" * 200_000]
+
+
+def test_malformed_answers_at_every_stage_are_repaired_and_recorded(configured, plugin_host, fake_llm):
+    """Bad JSON, wrong types, an empty and a huge answer before the good one of every schema: repaired within
+    the bounds, every answer in the ledger, and the run finishes."""
+    script_full_run(fake_llm, ideas=("wider_hidden_layers",))
+    for number, queue in enumerate(fake_llm.by_schema.values()):
+        queue.appendleft(MALFORMED[number % len(MALFORMED)])
+    # and a code change that does not apply: the failure goes back to the model, which plans the run again
+    plan = fake_llm.by_schema["ExperimentPlan"]
+    plan[1] = {"runs": [{"description": "rename the optimiser", "knob_changes": {},
+                         "code_change": "rename the variable nothing_like_this"}]}
+    fake_llm.answer("CodeEdits", {"summary": "rename", "edits": [
+        {"file": "experiment.py", "search": "nothing_like_this = 1", "replace": "renamed = 1"}]})
+    fake_llm.answer("PlannedRun", {"description": "double the hidden size", "knob_changes": {"hidden_size": 64},
+                                   "code_change": ""})
+    summary = start_run(load_settings(), plugin_host, options(num_ideas=1), report=lambda line: None)
+    (item,) = summary.ideas
+    assert item.problem == "" and item.paper and item.overall == 5 and item.runs_done == 1
+
+    from scientist_core.store import Store
+
+    store = Store.open_existing(load_settings().store_path)
+    responses = [row["response"] for row in store.llm_calls(summary.run_id)]
+    for bad in MALFORMED:
+        assert bad in responses
+    (edit,) = [a for a in store.artifacts(summary.run_id) if a["kind"] == "code_change"]
+    assert edit["meta"]["ok"] is False and "not found" in edit["meta"]["message"]

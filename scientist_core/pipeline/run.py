@@ -145,6 +145,7 @@ def _stage(ctx: RunContext, name: str, work: Callable[[], Any]) -> Any:
     if saved.is_file() and any(s["name"] == name and s["status"] == "done" for s in ctx.store.stages(ctx.run_id)):
         return json.loads(saved.read_text())
     ctx.store.start_stage(ctx.run_id, name)
+    ctx.report(f"{name}: started")
     try:
         outcome = work()
     except BaseException as exc:
