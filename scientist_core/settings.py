@@ -52,7 +52,9 @@ class RunSettings(BaseModel):
     num_ideas: int = Field(2, ge=1, description="new ideas to generate")
     reflections: int = Field(3, ge=1, description="rounds per idea: a draft plus refinements")
     novelty_rounds: int = Field(5, ge=1, description="literature-search rounds per idea before deciding")
-    skip_novelty: bool = Field(False, description="take every idea to experiments")
+    skip_novelty: bool = Field(False, description="take every idea to experiments without a novelty check")
+    novelty_gate: bool = Field(True, description="drop ideas judged not novel; false records the judgement and "
+                               "goes on (for models whose judgement is unreliable)")
     max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
     max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
     citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")

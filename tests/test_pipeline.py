@@ -170,3 +170,13 @@ def test_malformed_answers_at_every_stage_are_repaired_and_recorded(configured, 
         assert bad in responses
     (edit,) = [a for a in store.artifacts(summary.run_id) if a["kind"] == "code_change"]
     assert edit["meta"]["ok"] is False and "not found" in edit["meta"]["message"]
+
+
+def test_without_the_novelty_gate_a_not_novel_idea_goes_on(configured, plugin_host, fake_llm):
+    script_full_run(fake_llm, ideas=("wider_hidden_layers",))
+    fake_llm.by_schema["NoveltyStep"].clear()
+    fake_llm.answer("NoveltyStep", {"thought": "done before", "action": "not_novel", "query": ""})
+    summary = start_run(load_settings(), plugin_host, options(num_ideas=1, novelty_gate=False),
+                        report=lambda line: None)
+    (item,) = summary.ideas
+    assert item.novel is False and item.paper and item.problem == ""

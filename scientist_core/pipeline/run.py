@@ -177,7 +177,7 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
             summary.novel = None
         else:
             summary.novel = _stage(ctx, f"novelty:{key}", lambda: check_novelty(ctx, idea))
-            if not summary.novel:
+            if not summary.novel and ctx.options.novelty_gate:
                 summary.problem = "not novel"
                 return summary
         if not workspace.exists():

@@ -18,10 +18,10 @@ class DiffusionTemplate(Template):
     name = "diffusion"
     description = "DDPM with an MLP denoiser on 2-D data (circle, dino, line, moons); KL of samples to data."
     version = __version__
-    # a fifth of the steps and a fifth of the samples: about 40 s on two cores, and a model that has learnt the
-    # coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
+    # a fifth of the steps and a fifth of the samples: 80 CPU-seconds (about 40 s on two idle cores), and a model
+    # that has learnt the coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
     quick_knobs = {"steps": 2000, "num_samples": 2000}
-    # the full baseline takes about 4 minutes on two idle cores; ideas may make the model bigger or slower
+    # the full baseline takes about 3 minutes on two cores (350 CPU-seconds); ideas may make it bigger or slower
     limits = Limits(timeout_s=3600, memory_mb=8192)
     quick_limits = Limits(timeout_s=600, memory_mb=8192)
 
