@@ -34,6 +34,9 @@ class Template(Component):
     experiment_file: ClassVar[str] = "experiment.py"
     plot_file: ClassVar[str] = "plot.py"
     knobs_class: ClassVar[str] = "Knobs"
+    # knobs that define the measurement (evaluation protocol, seeds, data): ideas may not change them, or runs
+    # would stop being comparable with the baseline
+    fixed_knobs: ClassVar[frozenset[str]] = frozenset()
     quick_knobs: ClassVar[dict[str, Any]] = {}
     limits: ClassVar[Limits] = Limits()
     quick_limits: ClassVar[Limits] = Limits(timeout_s=900)

@@ -180,3 +180,25 @@ def test_without_the_novelty_gate_a_not_novel_idea_goes_on(configured, plugin_ho
                         report=lambda line: None)
     (item,) = summary.ideas
     assert item.novel is False and item.paper and item.problem == ""
+
+
+def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configured, plugin_host, fake_llm):
+    script_full_run(fake_llm, ideas=("wider_hidden_layers",))
+    summary = start_run(load_settings(), plugin_host, options(num_ideas=1, improve=True), report=lambda line: None)
+    (item,) = summary.ideas
+    assert item.problem == "" and item.paper.endswith("-improved.pdf") and Path(item.paper).is_file()
+    workspace = summary.run_dir / "wider_hidden_layers"
+    assert (workspace / "review.json").is_file() and (workspace / "review_improved.json").is_file()
+    revision_prompts = [call for call in fake_llm.history if call.schema is not None
+                        and call.schema.__name__ == "SectionText"
+                        and "Only toy data." in call.messages[-1].content]
+    assert revision_prompts, "the review's weaknesses never reached the write-up"
+
+
+def test_plans_cannot_touch_the_measurement_and_none_means_no_code_change(plugin_host):
+    from scientist_core.pipeline.experiments import knob_changes_model, wants_code_change
+
+    fields = set(knob_changes_model(plugin_host.create("template", "diffusion")).model_fields)
+    assert "learning_rate" in fields and not fields & {"kl_neighbours", "seed", "num_samples", "datasets"}
+    assert [wants_code_change(t) for t in ("None", " none. ", "", "N/A", "add a dropout layer")] == \
+        [False, False, False, False, True]

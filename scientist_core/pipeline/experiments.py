@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,7 +96,7 @@ def knob_changes_model(template: Template) -> type[BaseModel]:
     from pydantic import ConfigDict, create_model
 
     fields = {name: (Optional[info.annotation], Field(None, description=info.description))
-              for name, info in template.knobs_model().model_fields.items()}
+              for name, info in template.knobs_model().model_fields.items() if name not in template.fixed_knobs}
     return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -112,6 +113,14 @@ def plan_models(template: Template, max_runs: int) -> tuple[type[BaseModel], typ
     )
     plan = create_model("ExperimentPlan", runs=(list[planned], Field(min_length=1, max_length=max_runs)))
     return planned, plan
+
+
+NO_CODE_CHANGE = {"", "none", "null", "n/a", "na", "no", "-", "nothing", "no change", "no code change"}
+
+
+def wants_code_change(text: str) -> bool:
+    """Whether a planned run asks for a code change; small models write "None" for none."""
+    return text.strip().strip(".").lower() not in NO_CODE_CHANGE
 
 
 def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
@@ -160,6 +169,12 @@ def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
     return rows[-1] if rows else None
 
 
+def _headline(record: "RunRecord") -> str:
+    """The first metric of each dataset, for a progress line."""
+    return ", ".join(f"{dataset} {next(iter(result.means))}={next(iter(result.means.values())):.4g}"
+                     for dataset, result in record.results.datasets.items() if result.means)
+
+
 def _results_text(records: list["RunRecord"]) -> str:
     lines = []
     for record in records:
@@ -200,12 +215,20 @@ def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["R
             return records
         plan_file.write_text(plan.model_dump_json(indent=2))
     notes = workspace / "notes.txt"
-    for index, planned in enumerate(plan.runs[:options.max_runs], start=1):
+    planned_runs = plan.runs[:options.max_runs]
+    spent: list[float] = []
+    for index, planned in enumerate(planned_runs, start=1):
         name = f"run_{index}"
         if _finished(ctx, idea.name, index) is not None and (workspace / name / RECORD_FILE).is_file():
             records.append(RunRecord.model_validate_json((workspace / name / RECORD_FILE).read_text()))
             continue
+        if spent:
+            eta = sum(spent) / len(spent) * (len(planned_runs) - index + 1)
+            ctx.report(f"experiments: {idea.name}: {name} of {len(planned_runs)} starting; about {eta / 60:.0f} min "
+                       "left for this idea's runs")
+        started = time.monotonic()
         record = _run_with_retries(ctx, chat, idea, workspace, index, planned, planned_model, context, records)
+        spent.append(time.monotonic() - started)
         if record is not None:
             records.append(record)
             with notes.open("a") as journal:
@@ -227,7 +250,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
         changes = planned.knob_changes.model_dump(exclude_none=True)
         problem = ""
         code_changed = False
-        if planned.code_change.strip():
+        if wants_code_change(planned.code_change):
             coder = ctx.host.create("coder", ctx.settings.coder, ctx.settings.coders)
             change = coder.apply(workspace, [template.experiment_file], planned.code_change, chat)
             ctx.store.add_artifact(ctx.run_id, "code_change", workspace / template.experiment_file,
@@ -249,7 +272,8 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                                    code_changed=code_changed, results=outcome.results)
                 shutil.copy2(workspace / template.experiment_file, workspace / name / template.experiment_file)
                 (workspace / name / RECORD_FILE).write_text(record.model_dump_json(indent=2))
-                ctx.report(f"experiments: {idea.name}: {name} done ({planned.description})")
+                ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
+                           f"({planned.description}): {_headline(record)}")
                 return record
             problem = f"{outcome.problem}; stderr ends with:\n{outcome.execution.stderr_tail[-STDERR_FED_BACK:]}"
         ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed: {problem.splitlines()[0]}")

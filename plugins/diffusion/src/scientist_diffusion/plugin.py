@@ -21,6 +21,9 @@ class DiffusionTemplate(Template):
     # a fifth of the steps and a fifth of the samples: 80 CPU-seconds (about 40 s on two idle cores), and a model
     # that has learnt the coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
     quick_knobs = {"steps": 2000, "num_samples": 2000}
+    # the measurement itself: the data, the KL estimator, the seed, and how the work is spread over processes
+    fixed_knobs = frozenset({"datasets", "dataset_size", "num_samples", "eval_batch_size", "kl_neighbours", "seed",
+                             "num_workers"})
     # the full baseline takes about 3 minutes on two cores (350 CPU-seconds); ideas may make it bigger or slower
     limits = Limits(timeout_s=3600, memory_mb=8192)
     quick_limits = Limits(timeout_s=600, memory_mb=8192)

@@ -20,6 +20,7 @@ class ExampleTemplate(Template):
     version = __version__
     # one seed and a third of the steps: still far above chance, so quick mode can tell a bad idea from a good one
     quick_knobs = {"steps": 1000, "num_seeds": 1}
+    fixed_knobs = frozenset({"datasets", "n_samples", "noise", "num_seeds", "seed", "eval_every"})
     limits = Limits(timeout_s=300)
     quick_limits = Limits(timeout_s=60)
 
