@@ -3,7 +3,8 @@
 `search_with_fallback(searchers, query, limit)` asks each searcher in order and returns the first answer
 with the source that gave it and every failure before it; a searcher that is not ready, cannot reach its
 service, is still rate-limited after its bounded retries, or breaks, is skipped to the next. The default
-order is `DEFAULT_ORDER`: Semantic Scholar, OpenAlex, then the offline index, which needs no network.
+order (the `searchers_order` setting) is Semantic Scholar, OpenAlex, then the offline index, which needs
+no network.
 
 `get_json(...)` is the one HTTP path the online searchers share: one try per `max_tries`, exponential backoff
 with jitter on 429 and 5xx answers, the server's Retry-After honoured, never more than `max_wait_s` slept in
@@ -35,14 +36,12 @@ if TYPE_CHECKING:
     from scientist_core.settings import Settings
 
 __all__ = [
-    "DEFAULT_ORDER", "FailedSearch", "HTTPSearchConfig", "LiteratureError", "RateLimited", "SearchUnavailable",
+    "FailedSearch", "HTTPSearchConfig", "LiteratureError", "RateLimited", "SearchUnavailable",
     "get_json", "search_with_fallback", "searchers_from_settings",
 ]
 
 logger = logging.getLogger("scientist.literature")
 
-DEFAULT_ORDER: tuple[str, ...] = ("semantic_scholar", "openalex", "offline")
-ORDER_SETTING = "searchers_order"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -208,12 +207,12 @@ def search_with_fallback(searchers: Sequence["Searcher"], query: str,
 
 def searchers_from_settings(settings: "Settings | None" = None, host: "PluginHost | None" = None,
                             order: Sequence[str] | None = None) -> list["Searcher"]:
-    """The searchers named by `order`, else the `searchers_order` setting, else DEFAULT_ORDER, created with their
+    """The searchers named by `order`, else by the `searchers_order` setting, created with their
     `[searchers.NAME]` sections. A name no plugin provides is a PluginError."""
     from scientist_core.plugins import get_host
     from scientist_core.settings import load_settings
 
     settings = settings or load_settings()
     host = host or get_host()
-    names = list(order or getattr(settings, ORDER_SETTING, None) or DEFAULT_ORDER)
+    names = list(order or settings.searchers_order)
     return [host.create("searcher", name, settings.searchers) for name in names]

@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from scientist_core.plugins import PluginHost
     from scientist_core.settings import Settings
 
-DEFAULT_REVIEWER = "llm"
-SETTINGS_FILE = "scientist.toml"
 
 
 class ReviewResult(BaseModel):
@@ -58,8 +56,9 @@ def create_reviewer(host: "PluginHost", settings: "Settings", name: str | None =
     from pydantic import ValidationError
 
     from scientist_core.errors import SettingsError
+    from scientist_core.settings import settings_file
 
-    name = name or getattr(settings, "reviewer", None) or DEFAULT_REVIEWER
+    name = name or settings.reviewer
     cls = host.get("reviewer", name).cls
     flags = {key: value for key, value in overrides.items() if value is not None}
     try:
@@ -68,7 +67,7 @@ def create_reviewer(host: "PluginHost", settings: "Settings", name: str | None =
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         source = (f"--{where.replace('_', '-')}" if where in flags
-                  else f"[reviewers.{name}] {where or '(section)'} in {SETTINGS_FILE} or the environment")
+                  else f"[reviewers.{name}] {where or '(section)'} in {settings_file()} or the environment")
         raise SettingsError(f"reviewer {name}: {where + ': ' if where else ''}{first['msg']} (from {source})",
                             "fix that value; `scientist config show` lists the settings") from None
     return cls(config)
