@@ -57,6 +57,8 @@ class RunSettings(BaseModel):
                                "goes on (for models whose judgement is unreliable)")
     max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
     max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
+    code_changes: bool = Field(True, description="let plans ask for code edits besides knob changes (false for "
+                               "models that cannot write exact edits, such as small local ones)")
     citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
     writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
     quick: bool = Field(False, description="the template's quick mode")

@@ -196,7 +196,11 @@ def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configur
 
 
 def test_plans_cannot_touch_the_measurement_and_none_means_no_code_change(plugin_host):
-    from scientist_core.pipeline.experiments import knob_changes_model, wants_code_change
+    from scientist_core.pipeline.experiments import knob_changes_model, plan_models, wants_code_change
+
+    template = plugin_host.create("template", "example")
+    assert "code_change" in plan_models(template, 2)[0].model_fields
+    assert "code_change" not in plan_models(template, 2, code_changes=False)[0].model_fields
 
     fields = set(knob_changes_model(plugin_host.create("template", "diffusion")).model_fields)
     assert "learning_rate" in fields and not fields & {"kl_neighbours", "seed", "num_samples", "datasets"}

@@ -100,17 +100,18 @@ def knob_changes_model(template: Template) -> type[BaseModel]:
     return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def plan_models(template: Template, max_runs: int) -> tuple[type[BaseModel], type[BaseModel]]:
-    """(PlannedRun, ExperimentPlan) for this template."""
+def plan_models(template: Template, max_runs: int, code_changes: bool = True) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(PlannedRun, ExperimentPlan) for this template; without `code_changes` a plan can only change knobs."""
     from pydantic import create_model
 
     changes = knob_changes_model(template)
-    planned = create_model(
-        "PlannedRun",
-        description=(str, Field(description="what this run changes and why, in one sentence")),
-        knob_changes=(changes, Field(default_factory=changes, description="knobs to change; leave the rest null")),
-        code_change=(str, Field("", description="a code change the knobs cannot express, or empty")),
-    )
+    fields = {
+        "description": (str, Field(description="what this run changes and why, in one sentence")),
+        "knob_changes": (changes, Field(default_factory=changes, description="knobs to change; leave the rest null")),
+    }
+    if code_changes:
+        fields["code_change"] = (str, Field("", description="a code change the knobs cannot express, or empty"))
+    planned = create_model("PlannedRun", **fields)
     plan = create_model("ExperimentPlan", runs=(list[planned], Field(min_length=1, max_length=max_runs)))
     return planned, plan
 
@@ -196,14 +197,16 @@ def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["R
     record_machine_facts(ctx)  # the paper's hardware and software facts come from the machine that ran it
     records = [baseline_record(ctx, workspace)]
     chat = ctx.chat(STAGE)
-    planned_model, plan_model = plan_models(template, options.max_runs)
+    planned_model, plan_model = plan_models(template, options.max_runs, options.code_changes)
     plan_file = workspace / "plan.json"
     context = [
         Message(role="system", content=ctx.template.prompt()["system"]),
         Message(role="user", content=(
             f"Idea: {idea.model_dump_json(by_alias=True)}\n\nBaseline results (run_0):\n{_results_text(records)}\n\n"
             f"Plan at most {options.max_runs} experiment runs that test this idea. Each run changes knobs of the "
-            f"template (leave the others null) and, only if the knobs cannot express it, describes a code change.")),
+            f"template (leave the others null)"
+            + (" and, only if the knobs cannot express it, describes a code change." if options.code_changes
+               else "."))),
     ]
     if plan_file.is_file():
         plan = plan_model.model_validate_json(plan_file.read_text())
@@ -250,7 +253,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
         changes = planned.knob_changes.model_dump(exclude_none=True)
         problem = ""
         code_changed = False
-        if wants_code_change(planned.code_change):
+        if wants_code_change(getattr(planned, "code_change", "")):
             coder = ctx.host.create("coder", ctx.settings.coder, ctx.settings.coders)
             change = coder.apply(workspace, [template.experiment_file], planned.code_change, chat)
             ctx.store.add_artifact(ctx.run_id, "code_change", workspace / template.experiment_file,
