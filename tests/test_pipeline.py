@@ -62,7 +62,8 @@ def test_full_run_produces_every_artifact(configured, plugin_host, fake_llm):
         assert [r.knob_changes for r in records] == [{"hidden_size": 64}, {"learning_rate": 0.001}]
         for run in ("run_0", "run_1", "run_2"):
             assert (workspace / run / "final_info.json").is_file()
-        assert list(workspace.glob("*.png"))
+        drawn = {p.name for p in workspace.glob("*.png")}
+        assert drawn and len(drawn) == len(list((workspace / "latex" / "figures").glob("*.png")))  # in the paper
         assert item.runs_done == 2 and item.overall == 5 and item.decision == "Reject"
         review = json.loads((workspace / "review.json").read_text())
         assert review["review"]["Overall"] == 5 and len(review["reviews"]) == 2

@@ -93,7 +93,7 @@ def start_run(settings: Settings, host: PluginHost, options: RunOptions,
               report: Callable[[str], None] = print) -> RunSummary:
     preflight(settings, host, options, report)
     run_id = new_run_id(options.template)
-    run_dir = Path(settings.out_dir) / run_id
+    run_dir = (Path(settings.out_dir) / run_id).resolve()  # absolute: stages hand paths to each other
     run_dir.mkdir(parents=True)
     store = Store(settings.store_path)
     store.create_run(run_id, "run", options.template, run_dir, options.model_dump(mode="json"))
