@@ -4,11 +4,17 @@
 - `plugin_host`: a freshly loaded plugin host (the same one the CLI uses in this process).
 - `fake_llm`: a scripted LLM provider `fake` registered as a real plugin: `enqueue()` replies, read `history`.
 - `run_store`: a run store in a temporary folder.
+
+For template authors, plain functions that run a template's scripts the way the core lays them out (knobs.json
+in the run folder, the template's own commands, this interpreter), without the sandbox, so a test sees the
+experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +25,10 @@ from pydantic import BaseModel
 
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
-from scientist_core.models import Completion, Message, ModelInfo, Usage
+from scientist_core.models import Completion, FinalInfo, Message, ModelInfo, Usage
 from scientist_core.plugins import PluginHost, PluginInfo, get_host, reset_host
 from scientist_core.store import Store
+from scientist_core.template import Template
 
 FAKE_PROVIDER = "fake"
 FAKE_MODEL = "scripted"
@@ -155,3 +162,47 @@ def openai_server():
 
     with FakeOpenAIServer() as server:
         yield server
+
+
+# -- running a template's scripts in tests -------------------------------------------------------------------------
+
+def start_experiment(template: Template, workspace: Path, changes: dict | None = None, *, quick: bool = True,
+                     out_dir: str = "run_0") -> subprocess.Popen:
+    """Copy the template into `workspace` (if not there yet), write `<out_dir>/knobs.json` and start the
+    experiment command with this interpreter; stdout and stderr are captured as text."""
+    if not (workspace / template.experiment_file).exists():
+        template.prepare_workspace(workspace)
+    (workspace / out_dir).mkdir()
+    (workspace / out_dir / "knobs.json").write_text(template.knobs(quick=quick, changes=changes).model_dump_json())
+    command = template.experiment_command(out_dir)  # ["python", "experiment.py", ...]
+    return subprocess.Popen([sys.executable, *command[1:]], cwd=workspace, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_experiment(proc: subprocess.Popen, workspace: Path, *, out_dir: str = "run_0",
+                      timeout: float = 600) -> Path:
+    """Wait for a run started by `start_experiment`; fail the test with its stderr if it did not succeed."""
+    _, stderr = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, stderr
+    return workspace / out_dir
+
+
+def run_experiment(template: Template, workspace: Path, changes: dict | None = None, *, quick: bool = True,
+                   timeout: float = 600) -> Path:
+    """One run to completion in `workspace`; returns its run folder."""
+    return finish_experiment(start_experiment(template, workspace, changes, quick=quick), workspace, timeout=timeout)
+
+
+def run_plot(template: Template, workspace: Path, run_dirs: list[Path], *,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    """The template's plot step over `run_dirs`, in `workspace` (copied there if needed); returns the process."""
+    if not (workspace / template.plot_file).exists():
+        template.prepare_workspace(workspace)
+    command = template.plot_command([str(path) for path in run_dirs])
+    return subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_final_info(run_dir: Path) -> FinalInfo:
+    """A run folder's final_info.json, validated against the results contract."""
+    return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))

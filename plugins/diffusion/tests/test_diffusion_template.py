@@ -4,7 +4,6 @@ reproducibility, a bad setting scoring worse, plots, prompts and the paper skele
 from __future__ import annotations
 
 import ast
-import json
 import os
 import shutil
 import subprocess
@@ -15,7 +14,8 @@ import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.models import FinalInfo, Idea
+from scientist_core.models import Idea
+from scientist_core.testing import finish_experiment, read_final_info, run_plot, start_experiment
 from scientist_diffusion.plugin import DiffusionTemplate
 
 DATASETS = ["circle", "dino", "line", "moons"]
@@ -36,28 +36,8 @@ def experiment_module(template):
     return sys.modules[template.knobs_model().__module__]
 
 
-def start_experiment(template: DiffusionTemplate, workspace: Path, changes: dict | None = None) -> subprocess.Popen:
-    """Start experiment.py in quick mode the way the core does: knobs.json in the run folder, then the command."""
-    template.prepare_workspace(workspace)
-    (workspace / "run_0").mkdir()
-    (workspace / "run_0" / "knobs.json").write_text(template.knobs(quick=True, changes=changes).model_dump_json())
-    command = template.experiment_command("run_0")  # ["python", "experiment.py", ...]: use this test's Python
-    return subprocess.Popen([sys.executable, *command[1:]], cwd=workspace, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, workspace: Path) -> Path:
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
-    return workspace / "run_0"
-
-
-def final_info(run_dir: Path) -> FinalInfo:
-    return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
-
-
 def kl(run_dir: Path) -> dict[str, float]:
-    return {name: result.means["kl_divergence"] for name, result in final_info(run_dir).datasets.items()}
+    return {name: result.means["kl_divergence"] for name, result in read_final_info(run_dir).datasets.items()}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +58,7 @@ def cli_baseline(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bad_run(template, tmp_path_factory) -> Path:
     workspace = tmp_path_factory.mktemp("bad")
-    return finish(start_experiment(template, workspace, {**BAD_KNOBS, "datasets": ["circle", "moons"]}), workspace)
+    return finish_experiment(start_experiment(template, workspace, {**BAD_KNOBS, "datasets": ["circle", "moons"]}), workspace)
 
 
 # -- registration and knobs ------------------------------------------------------------------------------------
@@ -191,7 +171,7 @@ def test_kl_estimator_is_small_for_the_same_distribution_and_large_for_another(e
 # -- real runs -------------------------------------------------------------------------------------------------
 
 def test_a_quick_baseline_through_the_cli_writes_the_results_contract(cli_baseline, template):
-    info = final_info(cli_baseline)
+    info = read_final_info(cli_baseline)
     assert list(info.datasets) == DATASETS
     for result in info.datasets.values():
         assert set(result.means) == METRIC_NAMES
@@ -212,8 +192,8 @@ def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(cli_base
     # the first step's loss depends only on the seed (initialisation, batch, noise): a few steps tell seeds apart
     other = start_experiment(template, tmp_path / "other", {"datasets": ["moons"], "seed": 1, "steps": 20,
                                                             "num_samples": 100})
-    again, other = finish(again, tmp_path / "again"), finish(other, tmp_path / "other")
-    baseline, repeated = final_info(cli_baseline).datasets["moons"].means, final_info(again).datasets["moons"].means
+    again, other = finish_experiment(again, tmp_path / "again"), finish_experiment(other, tmp_path / "other")
+    baseline, repeated = read_final_info(cli_baseline).datasets["moons"].means, read_final_info(again).datasets["moons"].means
     for key in ("eval_loss", "kl_divergence"):
         assert repeated[key] == baseline[key]
     with np.load(cli_baseline / "all_results.npz") as first, np.load(again / "all_results.npz") as second, \
@@ -241,9 +221,8 @@ def test_a_diverging_run_fails_with_one_line(template, tmp_path):
 # -- plot step ---------------------------------------------------------------------------------------------------
 
 def test_plot_draws_every_run(cli_baseline, bad_run, template, tmp_path):
-    workspace = template.prepare_workspace(tmp_path / "plots")
-    command = template.plot_command([str(cli_baseline), str(bad_run)])
-    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=120)
+    workspace = tmp_path / "plots"
+    proc = run_plot(template, workspace, [cli_baseline, bad_run])
     assert proc.returncode == 0, proc.stderr
     assert {path.name for path in workspace.glob("*.png")} == {"train_loss.png", "generated_images.png"}
     for path in workspace.glob("*.png"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.models import FinalInfo, Idea
+from scientist_core.models import Idea
+from scientist_core.testing import read_final_info, run_experiment, run_plot
 from scientist_example.plugin import ExampleTemplate
 
 DATASETS = {"spirals", "xor", "circles"}
@@ -24,29 +24,13 @@ def template() -> ExampleTemplate:
     return ExampleTemplate()
 
 
-def run_experiment(template: ExampleTemplate, workspace: Path, changes: dict | None = None) -> Path:
-    """Run experiment.py in quick mode the way the core does: knobs.json in the run folder, then the command."""
-    template.prepare_workspace(workspace)
-    out_dir = workspace / "run_0"
-    out_dir.mkdir()
-    (out_dir / "knobs.json").write_text(template.knobs(quick=True, changes=changes).model_dump_json())
-    command = template.experiment_command("run_0")  # ["python", "experiment.py", ...]: use this test's Python
-    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return out_dir
-
-
-def final_info(run_dir: Path) -> FinalInfo:
-    return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
-
-
 def val_accuracies(run_dir: Path) -> dict[str, float]:
-    return {name: result.means["val_accuracy"] for name, result in final_info(run_dir).datasets.items()}
+    return {name: result.means["val_accuracy"] for name, result in read_final_info(run_dir).datasets.items()}
 
 
 def deterministic_numbers(run_dir: Path) -> dict:
     """Everything a run reports except wall-clock time."""
-    info = final_info(run_dir)
+    info = read_final_info(run_dir)
     numbers = {name: {key: value for key, value in result.means.items() if key != "train_time_s"}
                for name, result in info.datasets.items()}
     with np.load(run_dir / "all_results.npz") as arrays:
@@ -115,7 +99,7 @@ def test_prepare_workspace_copies_the_template_and_refuses_a_used_folder(templat
 # -- real runs ---------------------------------------------------------------------------------------------------
 
 def test_a_quick_run_writes_the_results_contract(baseline, template):
-    info = final_info(baseline)
+    info = read_final_info(baseline)
     assert set(info.datasets) == DATASETS
     for result in info.datasets.values():
         assert set(result.means) == set(result.stderrs) == METRICS
@@ -146,9 +130,8 @@ def test_a_bad_learning_rate_scores_clearly_worse(baseline, template, tmp_path):
 
 def test_plot_draws_every_run(baseline, template, tmp_path):
     second = run_experiment(template, tmp_path / "second", {"datasets": ["xor"], "hidden_size": 8})
-    workspace = template.prepare_workspace(tmp_path / "plots")
-    command = template.plot_command([str(baseline), str(second)])
-    proc = subprocess.run([sys.executable, *command[1:]], cwd=workspace, capture_output=True, text=True, timeout=60)
+    workspace = tmp_path / "plots"
+    proc = run_plot(template, workspace, [baseline, second])
     assert proc.returncode == 0, proc.stderr
     expected = {f"train_loss_{name}.png" for name in DATASETS} | {"val_accuracy.png"}
     assert {path.name for path in workspace.glob("*.png")} == expected
