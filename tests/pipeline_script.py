@@ -27,9 +27,15 @@ def section(metric: str) -> dict:
                       f"\\result{{run0.{metric}}}, and the wider network reaches \\result{{run1.{metric}}}.")}
 
 
-def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), metric="spirals.val_accuracy") -> None:
-    """Answers for ideas, novelty, the plan (hidden_size and learning_rate, knobs of both shipped templates),
-    captions, the paper (citing `metric` of runs 0 and 1 through \\result) and the reviews."""
+DEFAULT_PLAN = (("double the hidden size", {"hidden_size": 64}),
+                ("a tenth of the learning rate", {"learning_rate": 0.001}))
+
+
+def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), metric="spirals.val_accuracy",
+                    plan=DEFAULT_PLAN) -> None:
+    """Answers for ideas, novelty, the plan (`plan`: (description, knob changes) per run; by default hidden_size
+    and learning_rate, knobs of the example and diffusion templates), captions, the paper (citing `metric` of runs
+    0 and 1 through \\result) and the reviews."""
     fake_llm.answer("Idea", *[idea(name) for name in ideas])
     fake_llm.answer("IdeaReflection", *[{"idea": idea(name), "done": True} for name in ideas] * 3)
     for _ in ideas:
@@ -37,8 +43,7 @@ def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), 
                         {"thought": "look it up", "action": "search", "query": "neural network width"},
                         {"thought": "nothing does this", "action": "novel", "query": ""})
     fake_llm.answer("ExperimentPlan", *[{"runs": [
-        {"description": "double the hidden size", "knob_changes": {"hidden_size": 64}, "code_change": ""},
-        {"description": "a tenth of the learning rate", "knob_changes": {"learning_rate": 0.001}, "code_change": ""},
+        {"description": description, "knob_changes": changes, "code_change": ""} for description, changes in plan
     ]}] * len(ideas))
     fake_llm.answer("FigureNotes", *[lambda call: {"figures": []}] * len(ideas))
     fake_llm.answer("TitleAbstract", *[{"title": "Wider MLPs on toy data",
