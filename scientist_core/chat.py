@@ -397,12 +397,14 @@ def _as_messages(messages: Sequence[Message | Mapping[str, str]] | str) -> list[
 
 
 def _with_schema_instruction(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
+    """The schema goes after the conversation, never into the system message: calls that share a conversation's
+    opening then share a prompt prefix, which local models (llama.cpp's KV cache) and hosted ones (prompt
+    caching) evaluate only once."""
     line = (f"Answer with a single JSON object for {schema.__name__} that matches this JSON schema, and nothing "
             f"else:\n{json.dumps(schema.model_json_schema(), separators=(',', ':'))}")
-    if messages and messages[0].role == "system":
-        first = Message(role="system", content=f"{messages[0].content}\n\n{line}")
-        return [first, *messages[1:]]
-    return [Message(role="system", content=line), *messages]
+    if messages and messages[-1].role == "user":
+        return [*messages[:-1], Message(role="user", content=f"{messages[-1].content}\n\n{line}")]
+    return [*messages, Message(role="user", content=line)]
 
 
 # -- choosing the model ----------------------------------------------------------------------------------

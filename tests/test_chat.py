@@ -11,7 +11,7 @@ from scientist_core.chat import (
     split_model_id,
 )
 from scientist_core.hookspecs import hookimpl
-from scientist_core.models import ModelInfo, Readiness
+from scientist_core.models import Message, ModelInfo, Readiness
 from scientist_core.plugins import PluginInfo
 from scientist_core.settings import load_settings
 from scientist_core.testing import FakeLLM, Script
@@ -175,7 +175,21 @@ def test_structured_answer_is_validated(store):
     assert plan == Plan(name="warmup", steps=10)
     sent = script.history[0]
     assert sent.schema is Plan
-    assert sent.messages[0].role == "system" and '"steps"' in sent.messages[0].content   # the schema, in the prompt
+    # the schema, in the prompt: after the question, so two questions with one opening share a prompt prefix
+    assert [m.role for m in sent.messages] == ["user"]
+    assert sent.messages[0].content.startswith("make a plan\n\n") and '"steps"' in sent.messages[0].content
+
+
+def test_the_schema_follows_the_conversation_so_its_opening_is_a_shared_prefix(store):
+    script = Script().enqueue('{"name": "a", "steps": 1}', '{"name": "b", "steps": 2}')
+    chat, _ = make_chat(script, store)
+    opening = [Message(role="system", content="You plan."), Message(role="user", content="the context")]
+    chat.ask_structured([*opening, Message(role="user", content="first task")], Plan)
+    chat.ask_structured([*opening, Message(role="assistant", content="ok"), Message(role="user", content="next")],
+                        Plan)
+    first, second = (call.messages for call in script.history)
+    assert first[:2] == second[:2] == opening
+    assert '"steps"' in first[-1].content and '"steps"' in second[-1].content
 
 
 def test_repair_rounds_send_the_error_back(store):

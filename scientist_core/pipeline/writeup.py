@@ -426,10 +426,11 @@ class _Writer:
             pass
         return f"{persona}\n\n{RULES}".strip()
 
+    def _paper_so_far(self) -> str:
+        return f"The paper's title: {self.title}\nIts abstract:\n{self.texts.get(ABSTRACT, '').strip()}"
+
     def opening(self, name: str) -> list[Message]:
-        extra = []
-        if name != ABSTRACT and ABSTRACT in self.texts:
-            extra.append(f"The paper's title: {self.title}\nIts abstract:\n{self.texts[ABSTRACT].strip()}")
+        extra = [self._paper_so_far()] if name != ABSTRACT and ABSTRACT in self.texts else []
         if name == "conclusion" and "results" in self.texts:
             extra.append(f"The Results section as written:\n{self.texts['results'].strip()}")
         if self.feedback:
@@ -543,16 +544,16 @@ class _Writer:
         queries: list[str] = []
         failures: list[str] = []
         for round_ in range(1, rounds + 1):
-            chosen = "\n".join(f"- {paper.title} ({paper.year or 'n.d.'})" for paper in self.references.values())
-            prompt = (f"The paper: {self.title}\nAbstract: {self.texts.get(ABSTRACT, '').strip()}\n"
-                      f"What was done: {self.idea.experiment}\n\n"
-                      f"Papers chosen to cite so far:\n{chosen or '- none'}\n"
-                      f"Queries tried so far: {'; '.join(queries) or 'none'}\n\n"
-                      f"Round {round_} of {rounds}: give one literature search query for work this paper should "
-                      "cite (the method it builds on, the datasets, closely related approaches), or done=true when "
-                      "the paper cites enough.")
-            step = self.ask([Message(role="system", content="You choose the references of a research paper."),
-                             Message(role="user", content=prompt)], CitationQuery)
+            # the sections' opening (system prompt and context) comes first, so a local model's KV cache and
+            # hosted prompt caching carry it from the abstract through these rounds to the sections
+            prompt = (f"Queries tried so far: {'; '.join(queries) or 'none'}\n\n"
+                      f"Round {round_} of {rounds} of the literature search for this paper's references: give one "
+                      "search query for work it should cite (the method it builds on, the datasets, closely related "
+                      "approaches) that the references listed above do not cover, or done=true when the paper "
+                      "cites enough.")
+            opening = f"{self.context()}\n\n{self._paper_so_far()}\n\n{prompt}"
+            step = self.ask([Message(role="system", content=self.system()), Message(role="user", content=opening)],
+                            CitationQuery)
             if step is None or step.done or not step.query.strip():
                 break
             query = " ".join(step.query.split())[:300]
@@ -564,11 +565,9 @@ class _Writer:
             if not papers:
                 continue
             listing = "\n".join(_describe(number, paper) for number, paper in enumerate(papers, 1))
-            choice = self.ask([Message(role="system", content="You choose the references of a research paper."),
-                               Message(role="user", content=(
-                                   f"{prompt}\n\nResults for {query!r}:\n{listing}\n\nWhich of these should the "
-                                   "paper cite? Give their numbers; an empty list when none is relevant."))],
-                              CitationChoice)
+            choice = self.ask([Message(role="system", content=self.system()), Message(role="user", content=(
+                f"{opening}\n\nResults for {query!r}:\n{listing}\n\nWhich of these should the paper cite? Give "
+                "their numbers; an empty list when none is relevant."))], CitationChoice)
             for number in dict.fromkeys(choice.indices if choice else []):
                 if 1 <= number <= len(papers):
                     self._cite(papers[number - 1])
