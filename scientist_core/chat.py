@@ -298,6 +298,16 @@ class Chat:
         if estimate > 0 and spent + estimate > self.max_cost:
             raise BudgetExceeded(spent, self.max_cost, estimate, self.model_id, self.run_id)
 
+    def check_budget(self, messages: Sequence[Message], max_tokens: int | None = None) -> None:
+        """Raise BudgetExceeded if a call with `messages` could take the run past max_cost (for calls a plugin
+        makes outside this chat, such as a coder's own process)."""
+        self._check_budget(messages, None, max_tokens or self.max_tokens)
+
+    def record_external(self, messages: Sequence[Message], response: str | None, usage: Usage, latency_s: float,
+                        error: str | None = None) -> None:
+        """Record model use that went around this chat (a coder's subprocess) in the ledger and the spending."""
+        self._record(messages, response, usage, latency_s, error)
+
     # -- one request, retried ----------------------------------------------------------------------------
 
     def _record(self, messages: Sequence[Message], response: str | None, usage: Usage, latency: float,

@@ -6,10 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from typing import Any, Optional
 
 import typer
 
@@ -184,19 +181,43 @@ def baseline(template: str = typer.Argument(..., help="Template name, see `scien
     typer.echo(str((outcome.run_dir / "final_info.json").resolve()))
 
 
-def _reporter() -> "Callable[[str], None]":
-    """Progress lines on stderr with the time since start, so stdout stays for results."""
-    import time
+class _ConsoleProgress:
+    """Progress on stderr, so stdout stays for results: lines that stay, each with the time since the start,
+    and below them one live status line (a running experiment's latest output) on a terminal."""
 
-    from rich.console import Console
+    def __init__(self) -> None:
+        import time
 
-    console, start = Console(stderr=True, highlight=False), time.monotonic()
+        from rich.console import Console
 
-    def report(message: str) -> None:
-        elapsed = int(time.monotonic() - start)
-        console.print(f"[dim]{elapsed // 60:>3}:{elapsed % 60:02d}[/dim] {message}", markup=True)
+        self.console, self.start, self.clock = Console(stderr=True, highlight=False), time.monotonic(), time.monotonic
+        self._live = None
 
-    return report
+    def _stamp(self) -> str:
+        elapsed = int(self.clock() - self.start)
+        return f"[dim]{elapsed // 60:>3}:{elapsed % 60:02d}[/dim]"
+
+    def report(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"{self._stamp()} {escape(message)}")
+
+    def status(self, message: str) -> None:
+        """Show `message` as the live line; an empty message removes it."""
+        from rich.markup import escape
+
+        if not message:
+            self.close()
+        elif self._live is None:
+            self._live = self.console.status(f"{self._stamp()} {escape(message)}")
+            self._live.start()
+        else:
+            self._live.update(f"{self._stamp()} {escape(message)}")
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def _print_summary(summary) -> None:
@@ -250,7 +271,12 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         first = exc.errors()[0]
         flag = "--" + ".".join(map(str, first["loc"])).replace("_", "-")
         raise SettingsError(f"{flag}: {first['msg']}", "see `scientist run --help`") from None
-    _print_summary(start_run(settings, _host(), options, _reporter()))
+    progress = _ConsoleProgress()
+    try:
+        summary = start_run(settings, _host(), options, progress.report, progress.status)
+    finally:
+        progress.close()
+    _print_summary(summary)
 
 
 @app.command()
@@ -261,7 +287,13 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
     from scientist_core.pipeline.run import resume_run
     from scientist_core.settings import load_settings
 
-    _print_summary(resume_run(load_settings(out_dir=out, max_cost=max_cost), _host(), run_id, _reporter()))
+    progress = _ConsoleProgress()
+    try:
+        summary = resume_run(load_settings(out_dir=out, max_cost=max_cost), _host(), run_id, progress.report,
+                             progress.status)
+    finally:
+        progress.close()
+    _print_summary(summary)
 
 
 def _add_builtin_subcommands() -> None:

@@ -367,6 +367,67 @@ def body_tex(sections: Sequence[Section] = SECTIONS, figures: Sequence[str] = ()
     return "\n".join(lines) + "\n"
 
 
+# -- comparing with the baseline -----------------------------------------------------------------------------
+
+_HIGHER_IS_BETTER = re.compile(r"tokens_per|per_s(ec(ond)?)?\b|throughput", re.IGNORECASE)
+_LOWER_IS_BETTER = re.compile(r"step|time|loss|err|kl\b|kl_|divergence|perplexity|ppl|nll|mse|mae|bpc|bpd|"
+                              r"latency|regret", re.IGNORECASE)
+_HIGHER_IS_BETTER_TOO = re.compile(r"acc|f1|auc|precision|recall|bleu|rouge|psnr|ssim|reward|score|win",
+                                   re.IGNORECASE)
+
+
+def better_direction(metric: str) -> str | None:
+    """"lower" or "higher": which way `metric` improves, judged by its name; None when the name does not say
+    (steps and times to reach a target, losses, errors and divergences go down; accuracies and rates go up)."""
+    if _HIGHER_IS_BETTER.search(metric):
+        return "higher"
+    if _LOWER_IS_BETTER.search(metric):
+        return "lower"
+    if _HIGHER_IS_BETTER_TOO.search(metric):
+        return "higher"
+    return None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A run's value against the baseline's, with the two standard errors when both runs recorded them."""
+
+    direction: str          # "higher", "lower" or "same" (equal at the precision shown)
+    clear: bool | None      # more than 2 combined standard errors apart; None without standard errors
+    better: bool | None     # in the metric's good direction; None when the metric's name does not say
+
+    @property
+    def improvement(self) -> bool:
+        return self.better is True and self.clear is not False
+
+    def describe(self) -> str:
+        if self.direction == "same":
+            return "the same as the baseline at this precision"
+        quality = {True: "better", False: "worse", None: ""}[self.better]
+        text = f"{self.direction}{f' ({quality})' if quality else ''} than the baseline"
+        if self.clear is False:
+            return f"{text} but within 2 standard errors: not a clear difference"
+        return f"{text} by more than 2 standard errors" if self.clear else text
+
+
+def compare_with_baseline(value: ResultValue, results: Mapping[str, ResultValue]) -> Comparison | None:
+    """How `value` (a mean of a run other than the baseline) compares with the baseline's same metric."""
+    base = results.get(f"run0.{value.key.split('.', 1)[1]}")
+    if value.run == 0 or value.stderr or base is None or not (math.isfinite(value.value) and
+                                                              math.isfinite(base.value)):
+        return None
+    if value.plain == base.plain:
+        return Comparison("same", False, False)
+    direction = "higher" if value.value > base.value else "lower"
+    good = better_direction(value.metric)
+    se, se_base = results.get(f"{value.key}.stderr"), results.get(f"{base.key}.stderr")
+    clear = None
+    if se is not None and se_base is not None:
+        combined = math.sqrt(se.value ** 2 + se_base.value ** 2)
+        clear = not (combined > 0 and abs(value.value - base.value) < 2 * combined)
+    return Comparison(direction, clear, None if good is None else direction == good)
+
+
 # -- checking a model's LaTeX ------------------------------------------------------------------------------
 
 @dataclass
@@ -657,6 +718,7 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
                                 "names a run by its number; name it by what it changed (e.g. "
                                 f"{rules.run_phrase(index)})", *match.span()))
     problems += _number_problems(text, prose, rules)
+    problems += _spin_problems(text, stripped, rules)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
         if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
@@ -676,6 +738,41 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
         where = f"line {_line_of(text, pos)}: " if pos >= 0 else ""
         problems.append(Problem("unbalanced", f"{where}{message} (braces, environments and $...$ must be "
                                 "balanced)", pos, pos))
+    return problems
+
+
+_CLAIM = re.compile(r"\b(?:improv\w*|better|outperform\w*|superior|gains?|boost\w*|beats?|surpass\w*|enhanc\w*|"
+                    r"benefits?|advantage\w*|stronger)\b", re.IGNORECASE)
+_HEDGE = re.compile(r"\b(?:not|no|nor|neither|never|fails?|failed|without|worse|degrad\w*|hurts?|unchanged|"
+                    r"within|comparable|similar|whether|if|expected|hypothesi[sz]\w*|aim\w*|hope\w*)\b|n't\b",
+                    re.IGNORECASE)
+
+
+def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """Sentences that call a run's result an improvement when the recorded numbers say it is worse than the
+    baseline or not clearly different: the spin on negative results the paper's system was known for."""
+    problems: list[Problem] = []
+    seen: set[tuple[int, int]] = set()
+    for match in _RESULT.finditer(stripped):
+        value = rules.results.get(match.group(1).strip())
+        comparison = compare_with_baseline(value, rules.results) if value else None
+        if comparison is None or comparison.better is None or comparison.improvement:
+            continue
+        start, end = _sentence_bounds(stripped, match.start(), match.end())
+        if (start, end) in seen:
+            continue
+        sentence = _prose(stripped[start:end])
+        if not _CLAIM.search(sentence) or _HEDGE.search(sentence):
+            continue
+        keys = [m.group(1).strip() for m in _RESULT.finditer(stripped[start:end])]
+        others = [rules.results[k] for k in keys if k in rules.results]
+        if any((c := compare_with_baseline(v, rules.results)) is not None and c.improvement for v in others):
+            continue  # the sentence also cites a real improvement: the claim may be about that one
+        seen.add((start, end))
+        name = rules.run_names.get(value.run, f"run {value.run}")
+        problems.append(Problem("spin", f"line {_line_of(text, start)}: this sentence presents the {value.metric} on "
+                                f"{value.dataset} of the run '{name}' as an improvement, but it is "
+                                f"{comparison.describe()}; say plainly what the numbers show", *match.span()))
     return problems
 
 
@@ -813,8 +910,9 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
 
     Forbidden commands and environments are deleted, \\section becomes \\subsection, unknown citation keys are
     dropped, "Run 2" becomes the run's name, a typed number that writes exactly one recorded result becomes its
-    \\result, bare `_ ^ # &` are escaped, and sentences with unknown \\result keys or labels, other typed numbers
-    or hardware claims are deleted. If the text is still unbalanced it becomes plain text (plain_text_section)."""
+    \\result, bare `_ ^ # &` are escaped, and sentences with unknown \\result keys or labels, other typed numbers,
+    hardware claims or a worse result called an improvement are deleted. If the text is still unbalanced it
+    becomes plain text (plain_text_section)."""
     done: list[str] = []
     escaped_percent = _PERCENT_COMMENT.sub(r"\1\\%", text)
     if escaped_percent != text:
@@ -878,15 +976,16 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     if replaced:
         done.append(f"replaced {replaced} typed result(s) with \\result")
 
-    # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims
-    kinds = {"unknown_result", "unknown_label", "hardware"}
+    # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims, spin
+    kinds = {"unknown_result", "unknown_label", "hardware", "spin"}
     if doomed:
         # positions moved with the replacements above: find the typed numbers again
         doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]
     doomed += [(p.start, p.end) for p in check_section(text, rules) if p.kind in kinds]
     if doomed:
         text = _remove_sentences(text, doomed)
-        done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys or hardware claims")
+        done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims or "
+                    "a worse result called an improvement")
 
     # bare specials in text
     specials = _text_specials(text)

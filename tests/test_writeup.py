@@ -17,9 +17,9 @@ import pytest
 
 from scientist_core.hookspecs import hookimpl
 from scientist_core.models import DatasetResult, FinalInfo, Idea, Paper
-from scientist_core.paper_latex import (SectionRules, check_section, machine_facts, meta_tex, normalize_text,
-                                        plain_text_section, repair_section, result_values, results_table_tex,
-                                        run_label)
+from scientist_core.paper_latex import (SectionRules, better_direction, check_section, machine_facts, meta_tex,
+                                        normalize_text, plain_text_section, repair_section, result_values,
+                                        results_table_tex, run_label)
 from scientist_core.pipeline.context import Figure, RunContext, RunOptions, RunRecord
 from scientist_core.pipeline.writeup import WriteupResult, preflight_latex, write_paper
 from scientist_core.plugins import PluginInfo
@@ -410,6 +410,34 @@ def test_hardware_claims_must_come_from_the_machine():
     assert kinds("We trained on \\EnvCores{} cores of a \\EnvCPU{} machine.") == []
     repaired, _ = repair_section("Training is fast. We used an A100. It took a second.", RULES)
     assert repaired == "Training is fast. It took a second.\n"
+
+
+def test_a_worse_or_unclear_result_called_an_improvement_is_spin():
+    worse = "The narrower hidden layer improved the accuracy to \\result{run2.spirals.val_accuracy}."
+    unclear = "On circles the larger learning rate gave a better accuracy of \\result{run1.circles.val_accuracy}."
+    worse_loss = "The narrower layer reached a better loss, \\result{run2.spirals.val_loss}."
+    for text in (worse, unclear, worse_loss):
+        assert kinds(text) == ["spin"], text
+    problem = check_section(unclear, RULES)[0]
+    assert "not a clear difference" in problem.message and "learning_rate=0.03" in problem.message
+    assert "worse" in check_section(worse, RULES)[0].message
+    # the plain truth, a real improvement, a hedged claim and a claim about the baseline pass
+    for text in ("The narrower hidden layer lowered the accuracy to \\result{run2.spirals.val_accuracy}.",
+                 "The larger learning rate improved the accuracy to \\result{run1.spirals.val_accuracy}.",
+                 "The narrower layer did not improve accuracy (\\result{run2.spirals.val_accuracy}).",
+                 "The baseline is better, at \\result{run0.spirals.val_accuracy}."):
+        assert kinds(text) == [], text
+    repaired, done = repair_section(f"We tried two changes. {worse} We report all seeds.", RULES)
+    assert repaired == "We tried two changes. We report all seeds.\n" and "improvement" in done[-1]
+
+
+@pytest.mark.parametrize("metric, direction", [
+    ("kl_divergence", "lower"), ("eval_loss", "lower"), ("best_val_loss", "lower"), ("training_time", "lower"),
+    ("step_val_acc_99", "lower"), ("val_accuracy", "higher"), ("final_train_acc", "higher"),
+    ("avg_inference_tokens_per_second", "higher"), ("widgets", None),
+])
+def test_which_way_a_metric_improves_comes_from_its_name(metric, direction):
+    assert better_direction(metric) == direction
 
 
 def test_forbidden_commands_and_unbalanced_latex():

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from scientist_core.coder import Coder
+from scientist_core.coder import Coder, CodeRequest
 from scientist_core.component import Config
 from scientist_core.hookspecs import hookimpl
 from scientist_core.models import CodeChange, Message
@@ -62,13 +62,20 @@ class SearchReplaceCoder(Coder):
     class Config(Config):
         max_file_chars: int = Field(24000, gt=0, description="longest file shown to the model")
 
-    def apply(self, workspace: Path, files: list[str], instruction: str, chat) -> CodeChange:
-        originals = {name: (workspace / name).read_text() for name in files}
+    def apply(self, workspace: Path, request: CodeRequest, chat) -> CodeChange:
+        originals = {name: (workspace / name).read_text() for name in request.files if (workspace / name).is_file()}
+        if not originals:
+            return CodeChange(ok=False, message=f"no edit made: none of {', '.join(request.files)} exists")
         shown = "\n\n".join(f"=== {name} ===\n{text[:self.config.max_file_chars]}" for name, text in originals.items())
+        for name in request.read_only:  # context the model may read but not edit (the run's notes)
+            if (workspace / name).is_file():
+                shown += f"\n\n=== {name} (read only) ===\n{(workspace / name).read_text()[-self.config.max_file_chars:]}"
+        context = request.context()
         messages = [
             Message(role="system", content="You change experiment code with exact SEARCH/REPLACE edits. Copy the "
                     "search text verbatim from the file, including indentation. Keep edits small."),
-            Message(role="user", content=f"Files:\n\n{shown}\n\nChange to make:\n{instruction}"),
+            Message(role="user", content=(f"{context}\n\n" if context else "")
+                    + f"Files:\n\n{shown}\n\nChange to make:\n{request.instruction}"),
         ]
         try:
             proposal = chat.ask_structured(messages, CodeEdits)

@@ -52,7 +52,13 @@ class RunContext:
     store: Store
     template: Template
     report: Callable[[str], None] = field(default=lambda message: None)
+    # the live status line: what is running now (an experiment's latest output line); replaced, not kept
+    status: Callable[[str], None] = field(default=lambda message: None)
     idea_name: str | None = None  # set while an idea is processed: its calls are ledger rows of `stage:idea`
+
+    def run_status(self, idea: str, run_name: str) -> Callable[[str], None]:
+        """A status callback for one experiment run: its latest output line, prefixed with where it is."""
+        return lambda line: self.status(f"experiments: {idea}: {run_name}: {line}" if line else "")
 
     def for_idea(self, idea: Idea) -> "RunContext":
         return replace(self, idea_name=idea.name)

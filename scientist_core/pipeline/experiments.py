@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -48,9 +49,53 @@ def read_results(run_dir: Path) -> FinalInfo:
     return FinalInfo.from_json_obj(json.loads(path.read_text()))
 
 
+class _following:
+    """While the block runs, a thread hands `on_output` each new last line of the log file `path`; "" at the end."""
+
+    def __init__(self, path: Path, on_output: Callable[[str], None] | None, every_s: float = 1.0) -> None:
+        self.path, self.on_output, self.every_s = path, on_output, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True, name=f"follow {path}")
+
+    def __enter__(self) -> "_following":
+        if self.on_output is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+            self.on_output("")  # the run is over: nothing is running now
+
+    def _follow(self) -> None:
+        last = ""
+        while not self.stop.wait(self.every_s):
+            line = last_line(self.path)
+            if line and line != last:
+                last = line
+                self.on_output(line)
+
+
+def last_line(path: Path, window: int = 4096) -> str:
+    """The last complete non-empty line of a growing text file ("" when there is none yet)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - window))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.split("\n")[:-1] if line.strip()]  # the part after the last \n may be half
+    return lines[-1][:200] if lines else ""
+
+
 def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseModel, executor: Executor,
-                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0) -> RunOutcome:
-    """Write the knobs, run the experiment in the sandbox, record the outcome in the store."""
+                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0,
+                on_output: Callable[[str], None] | None = None) -> RunOutcome:
+    """Write the knobs, run the experiment in the sandbox, record the outcome in the store. `on_output` is
+    given the experiment's latest line of output about once a second while it runs."""
     run_dir = workspace / run_name
     if run_dir.exists():  # a failed earlier attempt: start clean so its files cannot pass for results
         shutil.rmtree(run_dir)
@@ -59,7 +104,8 @@ def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseM
     experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir,
                                            attempt)
     log_dir = workspace / LOG_DIR_NAME / run_name
-    execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
+    with _following(log_dir / "stdout.log", on_output):
+        execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
     outcome = RunOutcome(run_dir=run_dir, execution=execution)
     if not execution.ok:
         reason = f"hit its {execution.limit_hit} limit" if execution.limit_hit else f"exited with {execution.exit_code}"
@@ -152,7 +198,7 @@ def baseline_record(ctx: "RunContext", workspace: Path) -> "RunRecord":
             executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
             outcome = execute_run(template, workspace, "run_0", knobs, executor,
                                   effective_limits(template, quick, ctx.settings.sandbox), ctx.store, ctx.run_id,
-                                  workspace.name, 0)
+                                  workspace.name, 0, on_output=ctx.run_status(workspace.name, "run_0"))
             if not outcome.ok:
                 raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
                                       f"check it alone with `scientist baseline {template.name}`; log: "
@@ -269,7 +315,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                 problem = exc.message
         if not problem:
             outcome = execute_run(template, workspace, name, knobs, executor, limits, ctx.store, ctx.run_id,
-                                  idea.name, index, attempt)
+                                  idea.name, index, attempt, on_output=ctx.run_status(idea.name, name))
             if outcome.ok:
                 record = RunRecord(index=index, name=name, description=planned.description, knob_changes=changes,
                                    code_changed=code_changed, results=outcome.results)

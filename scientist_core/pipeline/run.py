@@ -90,7 +90,9 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
 
 
 def start_run(settings: Settings, host: PluginHost, options: RunOptions,
-              report: Callable[[str], None] = print) -> RunSummary:
+              report: Callable[[str], None] = print, status: Callable[[str], None] | None = None) -> RunSummary:
+    """A new run of `options.template`: every stage, each idea in turn (or `options.workers` at once). Lines
+    that stay go to `report`; the live status of a running experiment (its latest output line) to `status`."""
     preflight(settings, host, options, report)
     run_id = new_run_id(options.template)
     run_dir = (Path(settings.out_dir) / run_id).resolve()  # absolute: stages hand paths to each other
@@ -98,11 +100,11 @@ def start_run(settings: Settings, host: PluginHost, options: RunOptions,
     store = Store(settings.store_path)
     store.create_run(run_id, "run", options.template, run_dir, options.model_dump(mode="json"))
     report(f"run {run_id}: {run_dir}")
-    return _run_stages(settings, host, store, run_id, run_dir, options, report)
+    return _run_stages(settings, host, store, run_id, run_dir, options, report, status)
 
 
-def resume_run(settings: Settings, host: PluginHost, run_id: str,
-               report: Callable[[str], None] = print, **changes: Any) -> RunSummary:
+def resume_run(settings: Settings, host: PluginHost, run_id: str, report: Callable[[str], None] = print,
+               status: Callable[[str], None] | None = None, **changes: Any) -> RunSummary:
     """Continue `run_id` where it stopped, with its stored options (`changes`, e.g. a raised max_cost, apply)."""
     store = Store.open_existing(settings.store_path)
     record = store.run(run_id)
@@ -112,17 +114,17 @@ def resume_run(settings: Settings, host: PluginHost, run_id: str,
     preflight(settings, host, options, report)
     store.set_run_status(run_id, "running")
     report(f"resuming {run_id}")
-    return _run_stages(settings, host, store, run_id, Path(record["workdir"]), options, report)
+    return _run_stages(settings, host, store, run_id, Path(record["workdir"]), options, report, status)
 
 
-def _run_stages(settings, host, store, run_id, run_dir, options, report) -> RunSummary:
+def _run_stages(settings, host, store, run_id, run_dir, options, report, status) -> RunSummary:
     from scientist_core.chat import BudgetExceeded
     from scientist_core.pipeline.ideas import generate_ideas
 
     started = time.monotonic()
     template = host.create("template", options.template, settings.templates)
     ctx = RunContext(run_id=run_id, run_dir=run_dir, options=options, settings=settings, host=host, store=store,
-                     template=template, report=report)
+                     template=template, report=report, status=status or (lambda message: None))
     try:
         ideas = _stage(ctx, "ideas", lambda: [i.model_dump(by_alias=True) for i in generate_ideas(ctx)])
         ideas = [Idea.model_validate(item) for item in ideas]

@@ -18,7 +18,6 @@ The LaTeX contract between the core and a template's `latex/` skeleton is in doc
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 from pathlib import Path
@@ -31,7 +30,7 @@ from scientist_core.chat import StructuredOutputError
 from scientist_core.models import CompileResult, Idea, Message, Paper
 from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS,
                                         TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, body_tex, check_section,
-                                        cited_keys, env_macros, figure_tex, labels_in, latex_escape, machine_facts,
+                                        cited_keys, compare_with_baseline, env_macros, figure_tex, labels_in, latex_escape, machine_facts,
                                         meta_tex, normalize_text, numbers_of, plain_text_section, repair_section,
                                         result_values, results_table_tex, run_label)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
@@ -357,19 +356,8 @@ class _Writer:
                             allowed_numbers=self._allowed_numbers, facts=self.facts)
 
     def _comparison(self, value: ResultValue) -> str:
-        base = self.results.get(f"run0.{value.key.split('.', 1)[1]}")
-        if value.run == 0 or base is None or not (math.isfinite(value.value) and math.isfinite(base.value)):
-            return ""
-        if value.plain == base.plain:
-            return "; the same as the baseline at this precision"
-        direction = "higher" if value.value > base.value else "lower"
-        se, se_base = self.results.get(f"{value.key}.stderr"), self.results.get(f"{base.key}.stderr")
-        if se is None or se_base is None:
-            return f"; {direction} than the baseline"
-        combined = math.sqrt(se.value ** 2 + se_base.value ** 2)
-        if combined > 0 and abs(value.value - base.value) < 2 * combined:
-            return f"; {direction} than the baseline but within 2 standard errors: not a clear difference"
-        return f"; {direction} than the baseline by more than 2 standard errors"
+        comparison = compare_with_baseline(value, self.results)
+        return f"; {comparison.describe()}" if comparison else ""
 
     def context(self) -> str:
         lines = [f"The research idea: {self.idea.title}", f"What was done: {self.idea.experiment}", "",

@@ -1,0 +1,48 @@
+"""The live status line: an experiment's latest output line, followed while it runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from scientist_core.pipeline.experiments import _following, last_line
+
+WRITER = """
+import sys, time
+for i in range(1, 6):
+    print(f"step {i}/5", flush=True)
+    time.sleep(0.3)
+sys.stdout.write("half a line")
+sys.stdout.flush()
+time.sleep(0.5)
+"""
+
+
+def test_last_line_skips_a_half_written_line_and_blank_ones(tmp_path):
+    log = tmp_path / "stdout.log"
+    assert last_line(log) == ""                                    # not created yet
+    log.write_text("first\n\nsecond  \n\n")
+    assert last_line(log) == "second"
+    log.write_text("first\nsecond\nthird, still being writ")
+    assert last_line(log) == "second"
+    log.write_text("x" * 10_000 + "\n" + "y" * 300 + "\n")
+    assert last_line(log) == "y" * 200                             # long lines are cut for the status line
+
+
+def test_following_a_real_process_reports_new_lines_in_order_then_clears(tmp_path):
+    log = tmp_path / "stdout.log"
+    seen: list[str] = []
+    with log.open("w") as out, _following(log, seen.append, every_s=0.1):
+        subprocess.run([sys.executable, "-c", WRITER], stdout=out, check=True, timeout=30)
+    assert seen[-1] == ""
+    steps = [line for line in seen if line]
+    assert steps == sorted(set(steps), key=steps.index)            # each line once, never repeated
+    assert steps[-1] == "step 5/5" and "half a line" not in seen
+    assert len(steps) >= 3                                         # it followed the run, not only its end
+
+
+def test_without_a_listener_nothing_is_followed(tmp_path):
+    follower = _following(tmp_path / "stdout.log", None)
+    with follower:
+        pass
+    assert not follower.thread.is_alive() and follower.thread.ident is None
