@@ -125,7 +125,7 @@ ORDER = ("introduction", "background", "method", "experimental-setup", "results"
 
 
 def script_paper(fake_llm, sections: dict[str, str] | None = None, drafts: dict[str, str] | None = None,
-                 citation_rounds: int = 1, unusable: tuple[str, ...] = ()) -> None:
+                 citation_rounds: int = 1, unusable: tuple[str, ...] = (), first_query: str = "adam optimizer") -> None:
     """Enqueue a whole write-up in the order the stage asks: title and abstract with its reflection, the
     citation rounds (the first picks Adam and Bengio), then each section's draft and reflection; the sections
     in `unusable` get three answers that are not JSON (a try and two repair rounds), and no reflection."""
@@ -135,7 +135,7 @@ def script_paper(fake_llm, sections: dict[str, str] | None = None, drafts: dict[
                      {"critique": "fine", "title": "Step Size and Width in Tiny Networks", "abstract": ABSTRACT})
     for round_ in range(citation_rounds):
         if round_ == 0:
-            fake_llm.enqueue({"done": False, "query": "adam optimizer learning rate"}, {"indices": [1, 2, 7]})
+            fake_llm.enqueue({"done": not first_query, "query": first_query}, {"indices": [1, 2, 7]})
         else:
             fake_llm.enqueue({"done": True, "query": ""})
             break
@@ -249,6 +249,16 @@ def test_full_writeup_typesets_the_recorded_numbers(make_ctx, fake_llm):
     artifact = next(row for row in ctx.store.artifacts("run") if row["kind"] == "paper")
     assert artifact["path"] == str(result.pdf_path) and artifact["meta"]["citations"] == 2
     assert any(row["kind"] == "machine_facts" for row in ctx.store.artifacts("run"))
+
+
+@needs_latex
+def test_a_model_that_wants_no_references_still_gets_one_search_for_the_papers_topic(make_ctx, fake_llm):
+    ctx, workspace, figures = make_ctx()
+    FakeSearcher.queries.clear()
+    script_paper(fake_llm, first_query="")                # round 1: {"done": true, "query": ""}
+    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    assert FakeSearcher.queries == ["Step Size and Width in Tiny Networks"]
+    assert result.citations == 2 and not fake_llm.replies
 
 
 @needs_latex

@@ -542,9 +542,12 @@ class _Writer:
             opening = f"{self.context()}\n\n{self._paper_so_far()}\n\n{prompt}"
             step = self.ask([Message(role="system", content=self.system()), Message(role="user", content=opening)],
                             CitationQuery)
-            if step is None or step.done or not step.query.strip():
-                break
-            query = " ".join(step.query.split())[:300]
+            query = " ".join(step.query.split())[:300] if step is not None else ""
+            if step is None or step.done or not query:
+                if self.references or round_ > 1:
+                    break
+                query = self.title  # a paper with no references at all: search for its own topic at least once
+            query = query[:300]
             queries.append(query)
             papers, source, failed = search_with_fallback(searchers, query, SEARCH_LIMIT)
             failures += [str(failure) for failure in failed]
