@@ -61,6 +61,8 @@ class RunSettings(BaseModel):
                                "models that cannot write exact edits, such as small local ones)")
     citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
     writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
+    section_max_tokens: int = Field(3000, ge=200, description="longest answer for one part of the paper, in "
+                                    "tokens (a cap on small models that repeat their prompt back)")
     quick: bool = Field(False, description="the template's quick mode")
     improve: bool = Field(False, description="revise each paper from its review and review it again")
     workers: int = Field(1, ge=1, description="ideas taken through experiments to review at once")

@@ -41,6 +41,7 @@ class Call:
     model: str
     messages: list[Message]
     schema: type[BaseModel] | None
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -96,7 +97,7 @@ class FakeLLM(LLM):
         return [ModelInfo(provider=self.name, name=FAKE_MODEL, description=self.description)]
 
     def complete(self, model, messages, *, schema=None, temperature=0.7, max_tokens=4096) -> Completion:
-        call = Call(model, list(messages), schema)
+        call = Call(model, list(messages), schema, max_tokens)
         self.script.history.append(call)
         text = self.script.next_reply(call)
         usage = Usage(tokens_in=sum(len(m.content.split()) for m in messages), tokens_out=len(text.split()))

@@ -253,11 +253,12 @@ def test_full_writeup_typesets_the_recorded_numbers(make_ctx, fake_llm):
 
 @needs_latex
 def test_a_model_that_wants_no_references_still_gets_one_search_for_the_papers_topic(make_ctx, fake_llm):
-    ctx, workspace, figures = make_ctx()
+    ctx, workspace, figures = make_ctx(section_max_tokens=700)
     FakeSearcher.queries.clear()
     script_paper(fake_llm, first_query="")                # round 1: {"done": true, "query": ""}
     result = write_paper(ctx, IDEA, workspace, RUNS, figures)
     assert FakeSearcher.queries == ["Step Size and Width in Tiny Networks"]
+    assert {call.max_tokens for call in fake_llm.history} == {700}  # the cap reaches every call of the stage
     assert result.citations == 2 and not fake_llm.replies
 
 

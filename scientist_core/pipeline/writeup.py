@@ -436,7 +436,7 @@ class _Writer:
     def ask(self, messages: list[Message], schema: type[BaseModel]) -> BaseModel | None:
         """A structured answer, or None when the model gave no valid one (BudgetExceeded propagates)."""
         try:
-            return self.chat.ask_structured(messages, schema)
+            return self.chat.ask_structured(messages, schema, max_tokens=self.ctx.options.section_max_tokens)
         except StructuredOutputError as exc:
             self.report(f"no usable answer ({exc.message})")
             return None
