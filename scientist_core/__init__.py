@@ -4,7 +4,7 @@ The public API for plugin authors: the hook marker, one base class per plugin ki
 the data models and the error family.
 """
 
-from scientist_core.coder import Coder
+from scientist_core.coder import CodeRequest, Coder
 from scientist_core.compiler import Compiler
 from scientist_core.component import Config
 from scientist_core.errors import ExperimentError, ScientistError
@@ -18,6 +18,6 @@ from scientist_core.searcher import Searcher
 from scientist_core.template import Template
 
 __all__ = [
-    "Coder", "Compiler", "Config", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LLM",
+    "CodeRequest", "Coder", "Compiler", "Config", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LLM",
     "Limits", "Reviewer", "ScientistError", "Searcher", "Template", "hookimpl",
 ]

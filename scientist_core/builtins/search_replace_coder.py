@@ -69,7 +69,8 @@ class SearchReplaceCoder(Coder):
         shown = "\n\n".join(f"=== {name} ===\n{text[:self.config.max_file_chars]}" for name, text in originals.items())
         for name in request.read_only:  # context the model may read but not edit (the run's notes)
             if (workspace / name).is_file():
-                shown += f"\n\n=== {name} (read only) ===\n{(workspace / name).read_text()[-self.config.max_file_chars:]}"
+                text = (workspace / name).read_text()[-self.config.max_file_chars:]
+                shown += f"\n\n=== {name} (read only) ===\n{text}"
         context = request.context()
         messages = [
             Message(role="system", content="You change experiment code with exact SEARCH/REPLACE edits. Copy the "
