@@ -136,6 +136,10 @@ class Limits(BaseModel):
         default_factory=dict,
         description="Extra environment variables the caller allows through; everything else is scrubbed (no API keys by default).",
     )
+    read_only: list[str] = Field(
+        default_factory=list,
+        description="Folders the run may read even where they lie in a hidden one (the caller's home, /tmp): bound at their own paths, read-only.",
+    )
 
     @field_validator("env")
     @classmethod
@@ -1198,7 +1202,7 @@ class _Run:
             "env": _sandbox_env(limits, self.id, self.scratch),
             "workdir": str(self.workdir),
             "readonly_inside": [str(path) for path in self.skip],
-            "exposures": _exposures(self.workdir),
+            "exposures": _exposures(self.workdir) + [os.path.realpath(path) for path in limits.read_only],
             "homes": _homes(),
             "uid": self.uid,
             "gid": self.uid,

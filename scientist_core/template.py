@@ -38,6 +38,8 @@ class Template(Component):
     # would stop being comparable with the baseline
     fixed_knobs: ClassVar[frozenset[str]] = frozenset()
     quick_knobs: ClassVar[dict[str, Any]] = {}
+    # the metric a reader looks at first (progress lines show it); None: the first metric that measures quality
+    primary_metric: ClassVar[str | None] = None
     limits: ClassVar[Limits] = Limits()
     quick_limits: ClassVar[Limits] = Limits(timeout_s=900)
 
@@ -69,6 +71,16 @@ class Template(Component):
         shutil.copytree(self.files_dir(), workspace, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return workspace
+
+    def prepare_data(self, data_dir: Path, quick: bool) -> list[Path]:
+        """Fetch, check and cache what the experiment reads, on this machine, before the template's runs: the
+        sandbox has no network and hides most of the filesystem. The core calls it before `scientist baseline`,
+        in the pre-flight of `scientist run` and before each run, so it must be quick once the data are cached.
+        Returns the folders the runs read, under `data_dir` (the settings' data folder): the sandbox shows them
+        read-only, and a run finds `data_dir` in its environment variable SCIENTIST_DATA_DIR. Raises a
+        ScientistError (one line: what is missing and where to put it) when the data cannot be had. The default:
+        no data."""
+        return []
 
     def experiment_command(self, out_dir: str) -> list[str]:
         return ["python", self.experiment_file, "--out_dir", out_dir, "--knobs", f"{out_dir}/knobs.json"]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from scientist_core.errors import ExperimentError
-from scientist_core.pipeline.experiments import RunOutcome, effective_limits, execute_run
+from scientist_core.pipeline.experiments import RunOutcome, execute_run, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
@@ -23,7 +23,7 @@ def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick
     template = host.create("template", template_name, settings.templates)
     executor = host.create("executor", settings.executor, settings.executors)
     knobs = template.knobs(quick=quick)
-    limits = effective_limits(template, quick, settings.sandbox)
+    limits = run_limits(template, quick, settings)  # the template's data first: offline, nothing is started
 
     run_id = new_run_id(f"{template.name}-baseline")
     workspace = template.prepare_workspace(Path(settings.out_dir) / run_id)

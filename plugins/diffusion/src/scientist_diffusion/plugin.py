@@ -21,6 +21,7 @@ class DiffusionTemplate(Template):
     # a fifth of the steps and a fifth of the samples: 80 CPU-seconds (about 40 s on two idle cores), and a model
     # that has learnt the coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
     quick_knobs = {"steps": 2000, "num_samples": 2000}
+    primary_metric = "kl_divergence"
     # the measurement itself: the data, the KL estimator, the seed, and how the work is spread over processes
     fixed_knobs = frozenset({"datasets", "dataset_size", "num_samples", "eval_batch_size", "kl_neighbours", "seed",
                              "num_workers"})
