@@ -8,12 +8,13 @@ TORCH ?= torch==2.13.0
 LLAMA_CPP ?= llama-cpp-python==0.3.36
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 # The plugin packages installed (editable) beside the core and tested by CI.
-PLUGINS := plugins/example plugins/diffusion \
-	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local
+PLUGINS := plugins/example plugins/diffusion plugins/grokking plugins/nanogpt \
+	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local \
+	plugins/coders/aider
 # The main job: the diffusion template with the local model, sized for a 2-core CPU (see the file).
 RUN_CONFIG ?= configs/offline-cpu.toml
 
-.PHONY: install model test run bench clean
+.PHONY: install model aider test run bench clean
 
 install: $(VENV)/.installed
 
@@ -31,7 +32,11 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*
 model: install
 	$(BIN)/scientist-llm-local install
 
-test: install model
+# aider-chat in its own virtual environment (it pins ~100 exact versions), under the data folder; reused.
+aider: install
+	$(BIN)/scientist coder install aider
+
+test: install model aider
 	$(BIN)/python -m pytest
 
 run: install model

@@ -200,7 +200,7 @@ class _ConsoleProgress:
     def report(self, message: str) -> None:
         from rich.markup import escape
 
-        self.console.print(f"{self._stamp()} {escape(message)}")
+        self.console.print(f"{self._stamp()} {escape(message)}", soft_wrap=True)  # one line each, for logs too
 
     def status(self, message: str) -> None:
         """Show `message` as the live line; an empty message removes it."""
@@ -248,6 +248,8 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         model: Optional[str] = typer.Option(None, "--model", help="The scientist's model, provider/name."),
         reviewer_model: Optional[str] = typer.Option(None, "--reviewer-model", help="The reviewer's model."),
         max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget for the run in USD."),
+        coder: Optional[str] = typer.Option(None, "--coder", help="What applies code changes: search_replace "
+                                            "(built-in) or an installed coder such as aider (`scientist coder list`)."),
         out: Optional[Path] = OutOption) -> None:
     """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
 
@@ -260,7 +262,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
     from scientist_core.pipeline.run import start_run
     from scientist_core.settings import load_settings
 
-    settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model)
+    settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model, coder=coder)
     flags = dict(num_ideas=num_ideas, reflections=reflections, novelty_rounds=novelty_rounds,
                  skip_novelty=skip_novelty, max_runs=max_runs, max_tries=max_tries, citation_rounds=citation_rounds,
                  quick=quick, improve=improve, workers=workers)
@@ -282,6 +284,8 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
 @app.command()
 def resume(run_id: str = typer.Argument(..., help="The run to continue (see `scientist logs`)."),
            max_cost: Optional[float] = typer.Option(None, "--max-cost", help="A new budget in USD."),
+           coder: Optional[str] = typer.Option(None, "--coder", help="What applies code changes (see "
+                                               "`scientist run --help`)."),
            out: Optional[Path] = OutOption) -> None:
     """Continue a run after a crash, a kill or a spent budget, without redoing finished work."""
     from scientist_core.pipeline.run import resume_run
@@ -289,20 +293,21 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
     progress = _ConsoleProgress()
     try:
-        summary = resume_run(load_settings(out_dir=out, max_cost=max_cost), _host(), run_id, progress.report,
-                             progress.status)
+        summary = resume_run(load_settings(out_dir=out, max_cost=max_cost, coder=coder), _host(), run_id,
+                             progress.report, progress.status)
     finally:
         progress.close()
     _print_summary(summary)
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import llm, review, sandbox
+    from scientist_core.commands import coder, llm, review, sandbox
 
     app.command("review")(review.review)
     app.command("review-bench")(review.review_bench)
     app.add_typer(llm.app, name="llm")
     app.add_typer(sandbox.app, name="sandbox")
+    app.add_typer(coder.app, name="coder")
 
 
 _add_builtin_subcommands()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import threading
 import time
@@ -16,7 +17,7 @@ from scientist_core.errors import ExperimentError
 from scientist_core.executor import Executor
 from scientist_core.models import FinalInfo
 from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
-from scientist_core.settings import SandboxSettings
+from scientist_core.settings import SandboxSettings, Settings
 from scientist_core.store import Store
 from scientist_core.template import Template
 
@@ -42,6 +43,22 @@ def effective_limits(template: Template, quick: bool, overrides: SandboxSettings
     """The template's limits for the mode, with the user's sandbox settings on top."""
     base = template.quick_limits if quick else template.limits
     return base.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+DATA_DIR_ENV = "SCIENTIST_DATA_DIR"
+
+
+def run_limits(template: Template, quick: bool, settings: Settings) -> Limits:
+    """The limits of the template's runs once its data are prepared (`Template.prepare_data`, here on the host):
+    `effective_limits`, plus the data folders readable inside the sandbox and SCIENTIST_DATA_DIR naming the data
+    folder. Raises the template's one-line error when its data cannot be had."""
+    limits = effective_limits(template, quick, settings.sandbox)
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    folders = template.prepare_data(data_dir, quick)
+    if not folders:
+        return limits
+    return limits.model_copy(update={"read_only": [*limits.read_only, *map(str, folders)],
+                                     "env": {**limits.env, DATA_DIR_ENV: str(data_dir)}})
 
 
 def read_results(run_dir: Path) -> FinalInfo:
@@ -197,7 +214,7 @@ def baseline_record(ctx: "RunContext", workspace: Path) -> "RunRecord":
         else:
             executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
             outcome = execute_run(template, workspace, "run_0", knobs, executor,
-                                  effective_limits(template, quick, ctx.settings.sandbox), ctx.store, ctx.run_id,
+                                  run_limits(template, quick, ctx.settings), ctx.store, ctx.run_id,
                                   workspace.name, 0, on_output=ctx.run_status(workspace.name, "run_0"))
             if not outcome.ok:
                 raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
@@ -216,10 +233,19 @@ def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
     return rows[-1] if rows else None
 
 
-def _headline(record: "RunRecord") -> str:
-    """The first metric of each dataset, for a progress line."""
-    return ", ".join(f"{dataset} {next(iter(result.means))}={next(iter(result.means.values())):.4g}"
-                     for dataset, result in record.results.datasets.items() if result.means)
+def _headline(record: "RunRecord", primary: str | None = None) -> str:
+    """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
+    measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
+    from scientist_core.paper_latex import better_direction
+
+    def main_metric(names: list[str]) -> str:
+        if primary in names:
+            return primary
+        quality = [n for n in names if better_direction(n) and not re.search(r"time|per_s|tokens_per", n, re.I)]
+        return (quality or names)[0]
+
+    return ", ".join(f"{dataset} {name}={result.means[name]:.4g}" for dataset, result in record.results.datasets.items()
+                     if result.means for name in [main_metric(list(result.means))])
 
 
 def _results_text(records: list["RunRecord"]) -> str:
@@ -293,18 +319,31 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
 
     template, options = ctx.template, ctx.options
     executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
-    limits = effective_limits(template, options.quick, ctx.settings.sandbox)
+    limits = run_limits(template, options.quick, ctx.settings)
     name = f"run_{index}"
+    editable = [f for f in (template.experiment_file, template.plot_file) if (workspace / f).is_file()]
+    before = {f: (workspace / f).read_text() for f in editable}  # each attempt edits from here, not from a failure
+    problem = ""
     for attempt in range(options.max_tries):
+        _restore(workspace, before)
         changes = planned.knob_changes.model_dump(exclude_none=True)
-        problem = ""
+        failure, problem = problem, ""
         code_changed = False
         if wants_code_change(getattr(planned, "code_change", "")):
+            from scientist_core.coder import CodeRequest
+
             coder = ctx.host.create("coder", ctx.settings.coder, ctx.settings.coders)
-            change = coder.apply(workspace, [template.experiment_file], planned.code_change, chat)
+            request = CodeRequest(
+                instruction=planned.code_change, files=editable,
+                read_only=[f for f in ("notes.txt",) if (workspace / f).is_file()], idea=idea, run=name,
+                budget=f"run {index} of at most {options.max_runs}, attempt {attempt + 1} of {options.max_tries}",
+                command=" ".join(template.experiment_command(name)), knob_changes=changes,
+                previous_results=_results_text(records), failure=failure)
+            change = coder.apply(workspace, request, chat)
             ctx.store.add_artifact(ctx.run_id, "code_change", workspace / template.experiment_file,
                                    {"idea": idea.name, "run": index, "attempt": attempt, "ok": change.ok,
-                                    "files": change.files_edited, "diff": change.diff, "message": change.message})
+                                    "coder": coder.name, "files": change.files_edited, "diff": change.diff,
+                                    "message": change.message, "usage": change.usage.model_dump()})
             code_changed = change.ok
             if not change.ok:
                 problem = f"the code change could not be applied: {change.message}"
@@ -322,7 +361,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                 shutil.copy2(workspace / template.experiment_file, workspace / name / template.experiment_file)
                 (workspace / name / RECORD_FILE).write_text(record.model_dump_json(indent=2))
                 ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
-                           f"({planned.description}): {_headline(record)}")
+                           f"({planned.description}): {_headline(record, template.primary_metric)}")
                 return record
             problem = f"{outcome.problem}; stderr ends with:\n{outcome.execution.stderr_tail[-STDERR_FED_BACK:]}"
         ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed: {problem.splitlines()[0]}")
@@ -338,4 +377,12 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
         except StructuredOutputError as exc:
             ctx.report(f"experiments: {idea.name}: no usable fix for {name} ({exc.message})")
             break
+    _restore(workspace, before)  # the run failed: the next one starts from the code that last worked
     return None
+
+
+def _restore(workspace: Path, contents: dict[str, str]) -> None:
+    for name, text in contents.items():
+        path = workspace / name
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)

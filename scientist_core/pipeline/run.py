@@ -58,6 +58,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
 
     template = host.create("template", options.template, settings.templates)
     template.knobs(quick=options.quick)
+    template.prepare_data(Path(settings.data_dir).expanduser().resolve(), options.quick)  # downloads, if any
     for role, override in (("scientist", options.model), ("reviewer", options.reviewer_model)):
         model_id = resolve_model(settings, role, override, host)
         provider_name, name = split_model_id(model_id)
@@ -79,7 +80,14 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     for problem in problems:
         report(f"pre-flight: {problem} (the built-in skeleton will be used)")
     create_reviewer(host, settings)
-    host.create("coder", settings.coder, settings.coders)
+    coder = host.create("coder", settings.coder, settings.coders)
+    if options.code_changes:  # plans may ask for code edits: the coder must be able to make them with this model
+        provider_name, name = split_model_id(resolve_model(settings, "scientist", options.model, host))
+        readiness = coder.readiness(host.create("llm", provider_name, settings.llms), name)
+        if not readiness.ready:
+            raise ScientistError(f"the coder {settings.coder!r} is not ready: {readiness.detail}",
+                                 "or choose another coder with --coder (the built-in: search_replace), or "
+                                 "set run.code_changes = false")
     host.create("executor", settings.executor, settings.executors)
     installed = set(host.names("searcher"))
     chain = [name for name in settings.searchers_order if name in installed]
