@@ -1,0 +1,70 @@
+"""`scientist run grokking` end to end with the scripted model, in quick mode: real Transformer training in the
+sandbox (the baseline and two planned runs), the plot step, the paper compiled with latexmk, the review."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scientist_core.paper_latex import result_values
+from scientist_core.pipeline.context import RunOptions, RunRecord
+from scientist_core.pipeline.experiments import read_results
+from scientist_core.pipeline.run import start_run
+from scientist_core.settings import load_settings
+from tests.pipeline_script import script_full_run
+
+pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
+pytest.importorskip("scientist_grokking", reason="needs the grokking plugin: pip install -e plugins/grokking")
+
+SETTINGS = """
+model = "fake/scripted"
+searchers_order = ["offline"]
+[searchers.offline]
+sources = ["nips*"]
+[reviewers.llm]
+ensemble = 2
+reflections = 2
+"""
+
+# two runs planned by the scripted model, a quarter of quick mode's 800 updates to keep the test short: a
+# shorter schedule and, on top of it, no weight decay
+PLAN = (("a shorter schedule of 200 updates", {"steps": 200}),
+        ("no weight decay, 200 updates", {"weight_decay": 0.0, "steps": 200}))
+METRIC = "x_plus_y.final_val_acc"
+
+
+@pytest.fixture
+def configured(scientist_env):
+    Path("scientist.toml").write_text(SETTINGS)
+    return scientist_env
+
+
+def test_full_run_on_the_grokking_template(configured, plugin_host, fake_llm):
+    script_full_run(fake_llm, ideas=("weight_decay_and_schedule",), metric=METRIC, plan=PLAN)
+    options = RunOptions(template="grokking", num_ideas=1, reflections=2, novelty_rounds=3, max_runs=2,
+                         max_tries=2, citation_rounds=1, quick=True)
+    summary = start_run(load_settings(), plugin_host, options, report=lambda line: None)
+    (item,) = summary.ideas
+    assert item.problem == "" and item.runs_done == 2 and item.overall == 5
+    workspace = summary.run_dir / "weight_decay_and_schedule"
+    records = [RunRecord(index=0, name="run_0", description="baseline", results=read_results(workspace / "run_0"))]
+    records += [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
+                for i in (1, 2)]
+    assert [record.knob_changes for record in records[1:]] == [changes for _, changes in PLAN]
+    for record in records:
+        assert set(record.results.datasets) == {"x_plus_y"}
+    values = result_values(records)
+    # 800 updates generalise further than 200
+    assert values["run0.x_plus_y.final_val_acc"].value > values["run1.x_plus_y.final_val_acc"].value
+    import pymupdf
+
+    with pymupdf.open(item.paper) as pdf:
+        assert pdf.page_count >= 2
+        text = " ".join(page.get_text() for page in pdf)
+    for key in (f"run0.{METRIC}", f"run1.{METRIC}"):
+        assert values[key].plain in text, key
+    drawn = {path.name for path in workspace.glob("*.png")}
+    assert {"loss_curves.png", "accuracy_curves.png"} <= drawn
+    assert len(list((workspace / "latex" / "figures").glob("*.png"))) == len(drawn)  # every figure in the paper
