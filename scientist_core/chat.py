@@ -207,11 +207,43 @@ def extract_json(text: str) -> Any:
     error: json.JSONDecodeError | None = None
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return json.loads(candidate, strict=False)  # raw newlines and tabs inside strings are forgiven
         except json.JSONDecodeError as exc:
             error = error or exc
     assert error is not None
     raise error
+
+
+def _closed_json(text: str) -> str | None:
+    """A JSON object cut off mid-way (at a model's token limit), closed where it stopped: the open string ended
+    and the open arrays and objects closed; None when it does not start like one or stops after a key."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    body, closers, in_string, escaped = text[start:].rstrip(), [], False, False
+    for char in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            closers.append("}" if char == "{" else "]")
+        elif char in "}]" and closers:
+            closers.pop()
+    if not closers:
+        return None
+    if in_string:
+        body = body[:-1] if escaped else body
+        body += '"'
+    body = body.rstrip().rstrip(",")
+    if body.endswith(":"):
+        return None
+    return body + "".join(reversed(closers))
 
 
 def _validation_summary(exc: ValidationError, limit: int = 8) -> str:
@@ -381,12 +413,22 @@ class Chat:
         if self.schema_in_prompt:
             msgs = _with_schema_instruction(msgs, schema)
         rounds = self.repair_rounds if repair_rounds is None else repair_rounds
+        limit = max_tokens or self.max_tokens
         for round_ in range(rounds + 1):
-            text = self.complete(msgs, schema=schema, temperature=temperature, max_tokens=max_tokens).text
+            completion = self.complete(msgs, schema=schema, temperature=temperature, max_tokens=max_tokens)
+            text = completion.text
             try:
                 return schema.model_validate(extract_json(text))
             except json.JSONDecodeError as exc:
                 problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+                if completion.usage.tokens_out >= limit:  # cut off at the token limit: keep what was written
+                    salvaged = _closed_json(text)
+                    try:
+                        if salvaged is not None:
+                            return schema.model_validate(json.loads(salvaged, strict=False))
+                    except (json.JSONDecodeError, ValidationError):
+                        pass
+                    problem = f"it was cut off at the limit of {limit} tokens: answer much more briefly"
             except ValidationError as exc:
                 problem = f"it does not match the schema: {_validation_summary(exc)}"
             if round_ == rounds:

@@ -719,6 +719,7 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
                                 f"{rules.run_phrase(index)})", *match.span()))
     problems += _number_problems(text, prose, rules)
     problems += _spin_problems(text, stripped, rules)
+    problems += _repeated_sentences(text, stripped)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
         if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
@@ -773,6 +774,27 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
         problems.append(Problem("spin", f"line {_line_of(text, start)}: this sentence presents the {value.metric} on "
                                 f"{value.dataset} of the run '{name}' as an improvement, but it is "
                                 f"{comparison.describe()}; say plainly what the numbers show", *match.span()))
+    return problems
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
+
+
+def _repeated_sentences(text: str, stripped: str, min_words: int = 6) -> list[Problem]:
+    """Sentences said before in the same section (small models loop): each later copy is a problem."""
+    problems, seen = [], set()
+    for match in _SENTENCE.finditer(stripped):
+        words = re.findall(r"\w+", match.group().lower())
+        if len(words) < min_words:
+            continue
+        key = " ".join(words)
+        if key in seen:
+            sentence = match.group()  # its span without the spaces around it and its full stop
+            start = match.start() + len(sentence) - len(sentence.lstrip())
+            end = match.start() + len(sentence.rstrip(".!? \t"))
+            problems.append(Problem("repeated", f"line {_line_of(text, start)}: this sentence repeats an earlier one "
+                                    "word for word; say each thing once", start, end))
+        seen.add(key)
     return problems
 
 
@@ -911,7 +933,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     Forbidden commands and environments are deleted, \\section becomes \\subsection, unknown citation keys are
     dropped, "Run 2" becomes the run's name, a typed number that writes exactly one recorded result becomes its
     \\result, bare `_ ^ # &` are escaped, and sentences with unknown \\result keys or labels, other typed numbers,
-    hardware claims or a worse result called an improvement are deleted. If the text is still unbalanced it
+    hardware claims, a worse result called an improvement, or said before in the section are deleted. If the text is still unbalanced it
     becomes plain text (plain_text_section)."""
     done: list[str] = []
     escaped_percent = _PERCENT_COMMENT.sub(r"\1\\%", text)
@@ -977,15 +999,15 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
         done.append(f"replaced {replaced} typed result(s) with \\result")
 
     # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims, spin
-    kinds = {"unknown_result", "unknown_label", "hardware", "spin"}
+    kinds = {"unknown_result", "unknown_label", "hardware", "spin", "repeated"}
     if doomed:
         # positions moved with the replacements above: find the typed numbers again
         doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]
     doomed += [(p.start, p.end) for p in check_section(text, rules) if p.kind in kinds]
     if doomed:
         text = _remove_sentences(text, doomed)
-        done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims or "
-                    "a worse result called an improvement")
+        done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims, "
+                    "a worse result called an improvement, or said before")
 
     # bare specials in text
     specials = _text_specials(text)

@@ -192,6 +192,33 @@ def test_the_schema_follows_the_conversation_so_its_opening_is_a_shared_prefix(s
     assert '"steps"' in first[-1].content and '"steps"' in second[-1].content
 
 
+def test_an_answer_cut_off_at_the_token_limit_keeps_what_was_written(store):
+    script = Script().enqueue('{"name": "warmup", "steps": 12, "note": "and then it went on and on')
+    chat, _ = make_chat(script, store)
+    assert chat.ask_structured("plan", Plan, max_tokens=5) == Plan(name="warmup", steps=12)
+    assert len(script.history) == 1                                 # closed by code, no repair round
+
+
+def test_a_cut_off_answer_that_cannot_be_closed_is_asked_again_more_briefly(store):
+    script = Script().enqueue('{"name": "warmup", "steps":', '{"name": "short", "steps": 1}')
+    chat, _ = make_chat(script, store)
+    assert chat.ask_structured("plan", Plan, max_tokens=2) == Plan(name="short", steps=1)
+    assert "cut off at the limit of 2 tokens" in script.history[1].messages[-1].content
+
+
+def test_raw_line_breaks_inside_json_strings_are_forgiven(store):
+    script = Script().enqueue('{"name": "warmup",\n "steps": 4, "note": "line one\nline two\tend"}')
+    chat, _ = make_chat(script, store)
+    assert chat.ask_structured("plan", Plan) == Plan(name="warmup", steps=4)
+    assert len(script.history) == 1
+
+
+def test_an_unfinished_answer_below_the_limit_is_not_patched_up(store):
+    script = Script().enqueue('{"name": "warmup", "steps": 12', '{"name": "whole", "steps": 3}')
+    chat, _ = make_chat(script, store)
+    assert chat.ask_structured("plan", Plan, max_tokens=1000) == Plan(name="whole", steps=3)
+
+
 def test_repair_rounds_send_the_error_back(store):
     script = Script().enqueue("not json at all", '{"name": "Bad Name", "steps": 1000}',
                               'Here: ```json\n{"name": "good", "steps": 5}\n```')

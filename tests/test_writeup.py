@@ -442,6 +442,16 @@ def test_a_worse_or_unclear_result_called_an_improvement_is_spin():
     assert repaired == "We tried two changes. We report all seeds.\n" and "improvement" in done[-1]
 
 
+def test_a_sentence_said_twice_goes_back_and_then_its_copies_go():
+    loop = ("The quadratic schedule changes the samples of every dataset. It is slower. "
+            "The quadratic schedule changes the samples of every dataset. ")
+    assert kinds(loop * 2) == ["repeated"] * 3
+    assert kinds("It is slower. It is slower.") == []                      # short sentences may repeat
+    repaired, done = repair_section(loop * 2, RULES)
+    assert repaired == "The quadratic schedule changes the samples of every dataset. It is slower. It is slower.\n"
+    assert "said before" in done[-1]
+
+
 @pytest.mark.parametrize("metric, direction", [
     ("kl_divergence", "lower"), ("eval_loss", "lower"), ("best_val_loss", "lower"), ("training_time", "lower"),
     ("step_val_acc_99", "lower"), ("val_accuracy", "higher"), ("final_train_acc", "higher"),

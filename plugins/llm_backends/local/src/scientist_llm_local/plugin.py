@@ -53,6 +53,8 @@ class LocalLLM(LLM):
         n_threads: int | None = Field(None, ge=1, description="CPU threads (default: idle cores, 1 to 8)")
         n_batch: int = Field(512, ge=8, description="prompt tokens per batch")
         seed: int = Field(0, description="sampling seed")
+        repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description="penalty on tokens of the last 64 (1.0: "
+                                      "none); small models loop without it")
         verify_hash: bool = Field(True, description="check the weights' sha256 before the first load")
 
     # -- where the weights are --------------------------------------------------------------------------
@@ -136,7 +138,8 @@ class LocalLLM(LLM):
                  temperature: float = 0.7, max_tokens: int = 4096) -> Completion:
         llm = self.load(model)
         kwargs: dict[str, Any] = {"messages": [{"role": m.role, "content": m.content} for m in messages],
-                                  "temperature": temperature, "max_tokens": max_tokens}
+                                  "temperature": temperature, "max_tokens": max_tokens,
+                                  "repeat_penalty": self.config.repeat_penalty}
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema.model_json_schema()}
         try:
