@@ -24,6 +24,7 @@ class GrokkingTemplate(Template):
     # and validation accuracy is climbing (about 0.2), so both memorisation and the start of generalisation
     # are measured: a learning rate 100x too small or no weight decay scores clearly worse.
     quick_knobs = {"datasets": ["x_plus_y"], "num_seeds": 2, "steps": 800}
+    primary_metric = "final_val_acc"
     # the measurement itself: the tasks and their split, the evaluation cadence, the seeds, and how the work
     # is spread over processes
     fixed_knobs = frozenset({"datasets", "prime", "permutation_size", "train_fraction", "eval_every", "num_seeds",
