@@ -246,6 +246,42 @@ def _closed_json(text: str) -> str | None:
     return body + "".join(reversed(closers))
 
 
+def _copied_descriptions(answer: BaseModel, schema: type[BaseModel]) -> list[str]:
+    """Fields of `answer` whose text is a description from `schema` (small models copy them as content)."""
+    descriptions: set[str] = set()
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    descriptions.add(_plain(value))
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(schema.model_json_schema())
+    copied: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str) and len(value.split()) >= 3 and _plain(value) in descriptions:
+            copied.append(where)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}" if where else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(answer.model_dump(by_alias=True), "")
+    return copied
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 def _validation_summary(exc: ValidationError, limit: int = 8) -> str:
     parts = []
     for err in exc.errors()[:limit]:
@@ -416,21 +452,29 @@ class Chat:
         limit = max_tokens or self.max_tokens
         for round_ in range(rounds + 1):
             completion = self.complete(msgs, schema=schema, temperature=temperature, max_tokens=max_tokens)
-            text = completion.text
+            text, problem = completion.text, ""
             try:
-                return schema.model_validate(extract_json(text))
+                value = extract_json(text)
             except json.JSONDecodeError as exc:
                 problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-                if completion.usage.tokens_out >= limit:  # cut off at the token limit: keep what was written
-                    salvaged = _closed_json(text)
-                    try:
-                        if salvaged is not None:
-                            return schema.model_validate(json.loads(salvaged, strict=False))
-                    except (json.JSONDecodeError, ValidationError):
-                        pass
-                    problem = f"it was cut off at the limit of {limit} tokens: answer much more briefly"
-            except ValidationError as exc:
-                problem = f"it does not match the schema: {_validation_summary(exc)}"
+                salvaged = _closed_json(text) if completion.usage.tokens_out >= limit else None
+                if salvaged is None:
+                    if completion.usage.tokens_out >= limit:
+                        problem = f"it was cut off at the limit of {limit} tokens: answer much more briefly"
+                else:  # cut off at the token limit: keep what was written
+                    value = json.loads(salvaged, strict=False)
+                    problem = ""
+            if not problem:
+                try:
+                    answer = schema.model_validate(value)
+                except ValidationError as exc:
+                    problem = f"it does not match the schema: {_validation_summary(exc)}"
+                else:
+                    copied = _copied_descriptions(answer, schema)
+                    if not copied:
+                        return answer
+                    problem = (f"{', '.join(copied)} repeat{'s' if len(copied) == 1 else ''} the schema's "
+                               "description instead of giving your own content")
             if round_ == rounds:
                 raise StructuredOutputError(
                     f"{self.model_id} gave no valid {schema.__name__} after {rounds + 1} tries: the last answer: "

@@ -206,6 +206,33 @@ def test_a_cut_off_answer_that_cannot_be_closed_is_asked_again_more_briefly(stor
     assert "cut off at the limit of 2 tokens" in script.history[1].messages[-1].content
 
 
+class Note(BaseModel):
+    title: str = Field(description="A short title in your own words.")
+    body: str = Field(description="what you found")
+
+
+def test_a_field_that_copies_the_schemas_description_is_sent_back(store):
+    script = Script().enqueue('{"title": "A short title, in your own words", "body": "ok"}',
+                              '{"title": "Wider networks", "body": "what you found"}',
+                              '{"title": "Wider networks", "body": "They learn faster."}')
+    chat, _ = make_chat(script, store)
+    assert chat.ask_structured("note", Note) == Note(title="Wider networks", body="They learn faster.")
+    assert "title repeats the schema's description" in script.history[1].messages[-1].content
+    assert "body repeats the schema's description" in script.history[2].messages[-1].content
+    assert len(script.history) == 3
+
+
+def test_a_two_word_answer_that_happens_to_match_a_description_is_fine(store):
+    script = Script().enqueue('{"title": "Short title", "body": "ok"}')
+    chat, _ = make_chat(script, store)
+
+    class Tiny(BaseModel):
+        title: str = Field(description="Short title")
+        body: str
+
+    assert chat.ask_structured("note", Tiny).title == "Short title"
+
+
 def test_raw_line_breaks_inside_json_strings_are_forgiven(store):
     script = Script().enqueue('{"name": "warmup",\n "steps": 4, "note": "line one\nline two\tend"}')
     chat, _ = make_chat(script, store)
