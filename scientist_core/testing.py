@@ -7,11 +7,13 @@
 
 For template authors, plain functions that run a template's scripts the way the core lays them out (knobs.json
 in the run folder, the template's own commands, this interpreter), without the sandbox, so a test sees the
-experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`.
+experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`;
+and `template_contract_problems`, everything a template must hold to that code can check without running it.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -207,3 +209,43 @@ def run_plot(template: Template, workspace: Path, run_dirs: list[Path], *,
 def read_final_info(run_dir: Path) -> FinalInfo:
     """A run folder's final_info.json, validated against the results contract."""
     return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
+
+
+def template_contract_problems(template: Template, allowed_imports: set[str], work_dir: Path) -> list[str]:
+    """What `template` gets wrong of the template contract (docs/writing-a-template.md), one line each; [] when
+    nothing: the experiment and plot scripts import only `allowed_imports` and the standard library, the
+    docstring of the script the command runs gives the exact command, prompt.json has its two texts, there are one or two seed
+    ideas with distinct names that each name a knob ideas may change, and a workspace prepared in `work_dir`
+    holds the scripts, the prompts and the LaTeX skeleton, without caches."""
+    problems = []
+    allowed = set(allowed_imports) | set(sys.stdlib_module_names)
+    command = template.experiment_command("run_0")
+    entry = command[1] if len(command) > 1 and command[1].endswith(".py") else template.experiment_file
+    for script in dict.fromkeys((template.experiment_file, entry, template.plot_file)):
+        tree = ast.parse((template.files_dir() / script).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+        if imported - allowed:
+            problems.append(f"{script} imports {', '.join(sorted(imported - allowed))}, not among the allowed")
+    doc = ast.get_docstring(ast.parse((template.files_dir() / entry).read_text())) or ""
+    if " ".join(command) not in doc:
+        problems.append(f"the docstring of {entry} does not give the exact command {' '.join(command)!r}")
+    prompt = template.prompt()
+    problems += [f"prompt.json has no {key}" for key in ("system", "task_description")
+                 if not str(prompt.get(key, "")).strip()]
+    ideas = template.seed_ideas()
+    if not 1 <= len(ideas) <= 2 or len({idea.name for idea in ideas}) != len(ideas):
+        problems.append(f"seed_ideas.json holds {len(ideas)} idea(s) with {len({i.name for i in ideas})} distinct "
+                        "names; one or two, each its own name")
+    changeable = set(template.knobs_model().model_fields) - template.fixed_knobs
+    problems += [f"the seed idea {idea.name} names no knob an idea may change" for idea in ideas
+                 if not any(name in idea.experiment for name in changeable)]
+    workspace = template.prepare_workspace(work_dir / "contract-workspace")
+    problems += [f"a prepared workspace lacks {name}" for name in
+                 dict.fromkeys((template.experiment_file, entry, template.plot_file, "prompt.json",
+                                "seed_ideas.json", "latex/template.tex")) if not (workspace / name).is_file()]
+    if list(workspace.rglob("__pycache__")):
+        problems.append("a prepared workspace holds __pycache__ folders")
+    return problems

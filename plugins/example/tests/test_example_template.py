@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,7 @@ import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.models import Idea
-from scientist_core.testing import read_final_info, run_experiment, run_plot
+from scientist_core.testing import read_final_info, run_experiment, run_plot, template_contract_problems
 from scientist_example.plugin import ExampleTemplate
 
 DATASETS = {"spirals", "xor", "circles"}
@@ -76,17 +74,6 @@ def test_every_knob_is_described(template):
     assert all(field.description for field in fields.values())
 
 
-def test_template_files_import_nothing_outside_numpy_pydantic_matplotlib_and_stdlib(template):
-    allowed = {"numpy", "pydantic", "matplotlib"} | set(sys.stdlib_module_names)
-    for script in ("experiment.py", "plot.py"):
-        tree = ast.parse((template.files_dir() / script).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module}
-        assert imported <= allowed, f"{script} imports {imported - allowed}"
-
-
 def test_prepare_workspace_copies_the_template_and_refuses_a_used_folder(template, tmp_path):
     workspace = template.prepare_workspace(tmp_path / "ws")
     for name in ("experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex"):
@@ -148,18 +135,12 @@ def test_plot_names_a_run_that_has_no_results(template, tmp_path):
 
 # -- prompts, ideas, paper ---------------------------------------------------------------------------------------
 
-def test_prompt_and_seed_ideas_load_through_the_base_class(template):
-    prompt = template.prompt()
-    assert prompt["system"].strip() and prompt["task_description"].strip()
-    ideas = template.seed_ideas()
-    assert 1 <= len(ideas) <= 2 and all(isinstance(idea, Idea) for idea in ideas)
-    assert len({idea.name for idea in ideas}) == len(ideas)
-    knob_names = set(template.knobs_model().model_fields)
-    for idea in ideas:  # a seed idea should be runnable by changing knobs this template has
-        assert any(name in idea.experiment for name in knob_names), idea.name
-
-
 def test_latex_skeleton_is_a_natbib_article(template):
     tex = (template.files_dir() / "latex" / "template.tex").read_text()
     assert tex.startswith("\\documentclass{article}")
     assert "{natbib}" in tex and "\\begin{document}" in tex and tex.rstrip().endswith("\\end{document}")
+
+
+def test_the_template_keeps_the_template_contract(template, tmp_path):
+    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
+    assert template_contract_problems(template, {"numpy", "pydantic", "matplotlib"}, tmp_path) == []

@@ -4,7 +4,6 @@ divergence, plots, prompts and the paper skeleton compiled with real LaTeX."""
 
 from __future__ import annotations
 
-import ast
 import itertools
 import os
 import shutil
@@ -16,8 +15,8 @@ import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.models import Idea
-from scientist_core.testing import finish_experiment, read_final_info, run_plot, start_experiment
+from scientist_core.testing import (finish_experiment, read_final_info, run_plot, start_experiment,
+                                    template_contract_problems)
 from scientist_grokking.plugin import GrokkingTemplate
 
 DATASETS = ["x_div_y", "x_minus_y", "x_plus_y", "permutation"]
@@ -130,30 +129,6 @@ def test_every_knob_is_described_and_bounded(template):
         if field.annotation in (int, float):
             bounds = {type(item).__name__ for item in field.metadata}
             assert bounds & {"Ge", "Gt"} and bounds & {"Le", "Lt"}, name
-
-
-def test_template_files_import_only_declared_dependencies(template):
-    allowed = {"numpy", "torch", "pydantic", "matplotlib"} | set(sys.stdlib_module_names)
-    for script in ("experiment.py", "plot.py"):
-        tree = ast.parse((template.files_dir() / script).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module}
-        assert imported <= allowed, f"{script} imports {imported - allowed}"
-
-
-def test_experiment_docstring_gives_the_exact_command(template):
-    doc = ast.get_docstring(ast.parse((template.files_dir() / "experiment.py").read_text()))
-    assert " ".join(template.experiment_command("run_0")) in doc
-
-
-def test_prepare_workspace_copies_the_template(template, tmp_path):
-    workspace = template.prepare_workspace(tmp_path / "ws")
-    for name in ("experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex",
-                 "latex/scientistconf.sty", "latex/references.bib"):
-        assert (workspace / name).is_file(), name
-    assert not list(workspace.rglob("__pycache__"))
 
 
 # -- data ----------------------------------------------------------------------------------------------------------
@@ -340,17 +315,6 @@ def test_plot_names_a_run_that_has_no_results(template, tmp_path):
 
 # -- prompts, ideas, paper ---------------------------------------------------------------------------------------
 
-def test_prompt_and_seed_ideas_load_through_the_base_class(template):
-    prompt = template.prompt()
-    assert prompt["system"].strip() and prompt["task_description"].strip()
-    assert "step_val_acc_99" in prompt["task_description"]
-    ideas = template.seed_ideas()
-    assert 1 <= len(ideas) <= 2 and all(isinstance(idea, Idea) for idea in ideas)
-    changeable = set(template.knobs_model().model_fields) - template.fixed_knobs
-    for idea in ideas:  # a seed idea should be runnable by changing knobs this template lets ideas change
-        assert any(name in idea.experiment for name in changeable), idea.name
-
-
 def test_the_bibliography_holds_the_works_the_template_builds_on(template):
     bib = (template.files_dir() / "latex" / "references.bib").read_text()
     for key in ("power2022grokking", "vaswani2017attention", "loshchilov2019decoupled", "lu2024aiscientist"):
@@ -366,3 +330,11 @@ def test_the_paper_skeleton_follows_the_writeup_contract(plugin_host, template, 
     assert preflight_latex(template.files_dir() / "latex", compiler, tmp_path / "latex") == []
     assert (tmp_path / "latex" / "template.pdf").read_bytes()[:5] == b"%PDF-"
     assert "scientistconf.sty" in (tmp_path / "latex" / "template.log").read_text(errors="replace")
+
+
+def test_the_template_keeps_the_template_contract(template, tmp_path):
+    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
+    assert template_contract_problems(template, {"numpy", "torch", "pydantic", "matplotlib"}, tmp_path) == []
+    for name in ('latex/scientistconf.sty', 'latex/references.bib'):
+        assert (template.files_dir() / name).is_file(), name
+    assert "step_val_acc_99" in template.prompt()["task_description"]

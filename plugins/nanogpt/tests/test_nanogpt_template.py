@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from scientist_core.errors import ExperimentError
-from scientist_core.models import Idea
-from scientist_core.testing import finish_experiment, read_final_info, run_plot, start_experiment
+from scientist_core.testing import (finish_experiment, read_final_info, run_plot, start_experiment,
+                                    template_contract_problems)
 from scientist_nanogpt.plugin import NanoGPTTemplate
 from scientist_nanogpt.testing import seed_shakespeare
 
@@ -153,30 +153,11 @@ def test_every_knob_is_described_and_the_measurement_is_fixed(template):
     assert not {"max_iters", "learning_rate", "n_layer", "dropout", "block_size"} & template.fixed_knobs
 
 
-def test_template_files_import_only_declared_dependencies(template):
-    allowed = {"numpy", "torch", "pydantic", "matplotlib"} | set(sys.stdlib_module_names)
-    for script in ("experiment.py", "guard.py", "plot.py"):
-        tree = ast.parse((template.files_dir() / script).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module}
-        assert imported <= allowed, f"{script} imports {imported - allowed}"
-
-
 def test_the_docstrings_give_the_exact_command(template):
     command = " ".join(template.experiment_command("run_0"))
     assert command == "python guard.py --out_dir run_0 --knobs run_0/knobs.json"
     for script in ("experiment.py", "guard.py"):
         assert command in ast.get_docstring(ast.parse((template.files_dir() / script).read_text())), script
-
-
-def test_prepare_workspace_copies_the_template(template, tmp_path):
-    workspace = template.prepare_workspace(tmp_path / "ws")
-    for name in ("experiment.py", "guard.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex",
-                 "latex/scientistconf.sty", "latex/references.bib"):
-        assert (workspace / name).is_file(), name
-    assert not list(workspace.rglob("__pycache__"))
 
 
 def test_the_device_is_chosen_automatically(experiment_module):
@@ -367,16 +348,6 @@ def test_plot_names_a_run_that_has_no_results(template, tmp_path):
 
 # -- prompts, ideas, paper ---------------------------------------------------------------------------------------
 
-def test_prompt_and_seed_ideas_load_through_the_base_class(template):
-    prompt = template.prompt()
-    assert prompt["system"].strip() and prompt["task_description"].strip()
-    ideas = template.seed_ideas()
-    assert 1 <= len(ideas) <= 2 and all(isinstance(idea, Idea) for idea in ideas)
-    knob_names = set(template.knobs_model().model_fields) - template.fixed_knobs
-    for idea in ideas:  # a seed idea should be runnable by changing knobs an idea may change
-        assert any(name in idea.experiment for name in knob_names), idea.name
-
-
 @pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdflatex")), reason="needs latexmk and pdflatex")
 def test_the_paper_skeleton_follows_the_writeup_contract(plugin_host, template, tmp_path):
     """The skeleton compiles with the files the write-up generates (placeholders here), style file included."""
@@ -386,3 +357,10 @@ def test_the_paper_skeleton_follows_the_writeup_contract(plugin_host, template, 
     assert preflight_latex(template.files_dir() / "latex", compiler, tmp_path / "latex") == []
     assert (tmp_path / "latex" / "template.pdf").read_bytes()[:5] == b"%PDF-"
     assert "scientistconf.sty" in (tmp_path / "latex" / "template.log").read_text(errors="replace")
+
+
+def test_the_template_keeps_the_template_contract(template, tmp_path):
+    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
+    assert template_contract_problems(template, {"numpy", "torch", "pydantic", "matplotlib"}, tmp_path) == []
+    for name in ('guard.py', 'latex/scientistconf.sty', 'latex/references.bib'):
+        assert (template.files_dir() / name).is_file(), name
