@@ -299,8 +299,9 @@ def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["R
             continue
         if spent:
             eta = sum(spent) / len(spent) * (len(planned_runs) - index + 1)
-            ctx.report(f"experiments: {idea.name}: {name} of {len(planned_runs)} starting; about {eta / 60:.0f} min "
-                       "left for this idea's runs")
+            left = f"about {eta / 60:.0f} min" if eta >= 90 else f"about {eta:.0f} s"
+            ctx.report(f"experiments: {idea.name}: {name} of {len(planned_runs)} starting; {left} left for this "
+                       "idea's runs")
         started = time.monotonic()
         record = _run_with_retries(ctx, chat, idea, workspace, index, planned, planned_model, context, records)
         spent.append(time.monotonic() - started)
