@@ -140,6 +140,7 @@ def test_limits_model_forbids_unknown_fields_and_documents_every_field():
         "network": False,
         "require_isolation": False,
         "env": {},
+        "read_only": [],
     }
     for model in (sandbox.Limits, sandbox.ExecutionResult):
         for name, info in model.model_fields.items():
