@@ -31,13 +31,14 @@ def _print_json(data: Any) -> None:
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in columns:
         table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    for row in rows:  # cells hold model and plugin text: shown as written, never read as markup
+        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
     Console().print(table)
 
 
@@ -220,12 +221,27 @@ class _ConsoleProgress:
             self._live = None
 
 
+NO_PAPER_EXIT = 3  # `scientist run` and `resume` finished, but no idea ended with a reviewed paper
+
+
 def _print_summary(summary) -> None:
-    _table(f"Run {summary.run_id} ({summary.seconds / 60:.1f} min, ${summary.cost_usd:.4f})",
-           ["idea", "novel", "runs", "paper", "overall", "decision", "cost $", "problem"],
-           [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "", i.overall or "",
-             i.decision or "", f"{i.cost_usd:.4f}", i.problem] for i in summary.ideas])
+    """The run's ideas as a table on a terminal; as `key: value` lines elsewhere (logs, CI), where a table
+    would wrap each problem into a column a few characters wide. Exits with NO_PAPER_EXIT without a paper."""
+    title = f"Run {summary.run_id} ({summary.seconds / 60:.1f} min, ${summary.cost_usd:.4f})"
+    columns = ["idea", "novel", "runs", "paper", "overall", "decision", "cost $", "problem"]
+    rows = [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "", i.overall or "",
+             i.decision or "", f"{i.cost_usd:.4f}", i.problem] for i in summary.ideas]
+    if sys.stdout.isatty():
+        _table(title, columns, rows)
+    else:
+        typer.echo(title)
+        for row in rows:
+            typer.echo("  ".join(f"{column}: {cell}" for column, cell in zip(columns, row) if cell not in ("", None)))
     typer.echo(str(summary.run_dir.resolve()))
+    if not summary.reviewed_papers:
+        typer.echo(f"No idea ended with a reviewed paper (exit code {NO_PAPER_EXIT}): the problem column says why; "
+                   f"`scientist resume {summary.run_id}` continues where it stopped.", err=True)
+        raise typer.Exit(NO_PAPER_EXIT)
 
 
 @app.command()
@@ -239,6 +255,8 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Experiment runs per idea besides the "
                                                "baseline [5]."),
         max_tries: Optional[int] = typer.Option(None, "--max-tries", help="Attempts per run when it fails [4]."),
+        fresh_ideas: Optional[int] = typer.Option(None, "--fresh-ideas", help="New ideas tried in place of ideas "
+                                                  "none of whose runs succeeded [2]."),
         citation_rounds: Optional[int] = typer.Option(None, "--citation-rounds", help="Literature searches for "
                                                       "citations [5]."),
         quick: Optional[bool] = typer.Option(None, "--quick", help="The template's quick mode."),
@@ -264,7 +282,8 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
 
     settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model, coder=coder)
     flags = dict(num_ideas=num_ideas, reflections=reflections, novelty_rounds=novelty_rounds,
-                 skip_novelty=skip_novelty, max_runs=max_runs, max_tries=max_tries, citation_rounds=citation_rounds,
+                 skip_novelty=skip_novelty, max_runs=max_runs, max_tries=max_tries, fresh_ideas=fresh_ideas,
+                 citation_rounds=citation_rounds,
                  quick=quick, improve=improve, workers=workers)
     try:
         options = RunOptions(template=template, model=model, reviewer_model=reviewer_model,

@@ -112,6 +112,11 @@ class Idea(BaseModel):
     interestingness: int = Field(alias="Interestingness", ge=1, le=10)
     feasibility: int = Field(alias="Feasibility", ge=1, le=10)
     novelty: int = Field(alias="Novelty", ge=1, le=10)
+    knobs: list[str] = Field(default_factory=list, alias="Knobs",
+                             description="the template's knobs this idea's experiment changes")
+    code_change: str = Field("", alias="Code_change",
+                             description="a change to the code that the knobs cannot express; empty when the knobs "
+                                         "suffice")
 
 
 class DatasetResult(BaseModel):

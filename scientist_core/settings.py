@@ -57,12 +57,19 @@ class RunSettings(BaseModel):
                                "goes on (for models whose judgement is unreliable)")
     max_runs: int = Field(5, ge=1, description="experiment runs per idea besides the baseline")
     max_tries: int = Field(4, ge=1, description="attempts per run when it fails")
+    max_knob_changes: int = Field(3, ge=1, description="knobs one run may change: a run tests what its idea is "
+                                  "about, not every setting at once")
+    fresh_ideas: int = Field(2, ge=0, description="new ideas tried, one at a time, in place of ideas none of whose "
+                             "runs succeeded")
     code_changes: bool = Field(True, description="let plans ask for code edits besides knob changes (false for "
                                "models that cannot write exact edits, such as small local ones)")
     citation_rounds: int = Field(5, ge=0, description="literature-search rounds for the paper's citations")
     writeup_fix_rounds: int = Field(3, ge=0, description="rounds to fix LaTeX errors and warnings")
     section_max_tokens: int = Field(3000, ge=200, description="longest answer for one part of the paper, in "
                                     "tokens (a cap on small models that repeat their prompt back)")
+    writeup: str = Field("free", pattern="^(free|structured)$", description="free: the model writes every section; "
+                         "structured: code writes what the records say and the model short checked pieces (small "
+                         "models)")
     quick: bool = Field(False, description="the template's quick mode")
     improve: bool = Field(False, description="revise each paper from its review and review it again")
     workers: int = Field(1, ge=1, description="ideas taken through experiments to review at once")

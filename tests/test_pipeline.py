@@ -102,6 +102,8 @@ def test_crash_then_resume_redoes_no_finished_experiment(configured, plugin_host
         raise Crash(f"killed while asking for {crash_at}")
 
     queue.insert(1 if crash_at == "NoveltyStep" else 0, crash)
+    if crash_at == "NoveltyStep":  # resumed, the novelty check starts over: its decision again follows a search
+        queue.append({"thought": "nothing does this", "action": "novel", "query": ""})
     with pytest.raises(Crash):
         start_run(load_settings(), plugin_host, options(num_ideas=1), report=lambda line: None)
 
@@ -180,11 +182,17 @@ def test_malformed_answers_at_every_stage_are_repaired_and_recorded(configured, 
 def test_without_the_novelty_gate_a_not_novel_idea_goes_on(configured, plugin_host, fake_llm):
     script_full_run(fake_llm, ideas=("wider_hidden_layers",))
     fake_llm.by_schema["NoveltyStep"].clear()
-    fake_llm.answer("NoveltyStep", {"thought": "done before", "action": "not_novel", "query": ""})
+    fake_llm.answer("NoveltyStep", *[{"thought": "done before", "action": "not_novel", "query": ""}] * 2)
     summary = start_run(load_settings(), plugin_host, options(num_ideas=1, novelty_gate=False),
                         report=lambda line: None)
     (item,) = summary.ideas
     assert item.novel is False and item.paper and item.problem == ""
+    # a decision before any search is not taken: code searched the idea's title first, and kept what it found
+    from scientist_core.store import Store
+
+    (row,) = Store.open_existing(load_settings().store_path).ideas(summary.run_id)
+    assert [r["query"] for r in row["novelty"]["rounds"]] == ["Study of wider hidden layers"]
+    assert row["novelty"]["papers"] and row["novelty"]["papers"][0]["title"] == row["novelty"]["rounds"][0]["results"][0]
 
 
 def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configured, plugin_host, fake_llm):
@@ -198,16 +206,3 @@ def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configur
                         and call.schema.__name__ == "SectionText"
                         and "Only toy data." in call.messages[-1].content]
     assert revision_prompts, "the review's weaknesses never reached the write-up"
-
-
-def test_plans_cannot_touch_the_measurement_and_none_means_no_code_change(plugin_host):
-    from scientist_core.pipeline.experiments import knob_changes_model, plan_models, wants_code_change
-
-    template = plugin_host.create("template", "example")
-    assert "code_change" in plan_models(template, 2)[0].model_fields
-    assert "code_change" not in plan_models(template, 2, code_changes=False)[0].model_fields
-
-    fields = set(knob_changes_model(plugin_host.create("template", "diffusion")).model_fields)
-    assert "learning_rate" in fields and not fields & {"kl_neighbours", "seed", "num_samples", "datasets"}
-    assert [wants_code_change(t) for t in ("None", " none. ", "", "N/A", "add a dropout layer")] == \
-        [False, False, False, False, True]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from scientist_core.errors import ExperimentError
 from scientist_core.executor import Executor
 from scientist_core.models import FinalInfo
+from scientist_core.pipeline.plans import baseline_values, describe_changes, plan_models, refusing, wants_code_change
 from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
 from scientist_core.settings import SandboxSettings, Settings
 from scientist_core.store import Store
@@ -151,42 +152,6 @@ STDERR_FED_BACK = 1500
 RECORD_FILE = "run_record.json"  # what the run was meant to do, written beside its results when it succeeds
 
 
-def knob_changes_model(template: Template) -> type[BaseModel]:
-    """The template's knobs, every one optional: the schema an idea's knob changes are written in, so even a
-    small model under constrained decoding can only name knobs that exist."""
-    from typing import Optional
-
-    from pydantic import ConfigDict, create_model
-
-    fields = {name: (Optional[info.annotation], Field(None, description=info.description))
-              for name, info in template.knobs_model().model_fields.items() if name not in template.fixed_knobs}
-    return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-def plan_models(template: Template, max_runs: int, code_changes: bool = True) -> tuple[type[BaseModel], type[BaseModel]]:
-    """(PlannedRun, ExperimentPlan) for this template; without `code_changes` a plan can only change knobs."""
-    from pydantic import create_model
-
-    changes = knob_changes_model(template)
-    fields = {
-        "description": (str, Field(description="what this run changes and why, in one sentence")),
-        "knob_changes": (changes, Field(default_factory=changes, description="knobs to change; leave the rest null")),
-    }
-    if code_changes:
-        fields["code_change"] = (str, Field("", description="a code change the knobs cannot express, or empty"))
-    planned = create_model("PlannedRun", **fields)
-    plan = create_model("ExperimentPlan", runs=(list[planned], Field(min_length=1, max_length=max_runs)))
-    return planned, plan
-
-
-NO_CODE_CHANGE = {"", "none", "null", "n/a", "na", "no", "-", "nothing", "no change", "no code change"}
-
-
-def wants_code_change(text: str) -> bool:
-    """Whether a planned run asks for a code change; small models write "None" for none."""
-    return text.strip().strip(".").lower() not in NO_CODE_CHANGE
-
-
 def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
     code = (template.files_dir() / template.experiment_file).read_bytes()
     blob = json.dumps([template.name, template.version, knobs.model_dump(mode="json"), quick]).encode() + code
@@ -233,6 +198,12 @@ def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
     return rows[-1] if rows else None
 
 
+def measures_time(metric: str) -> bool:
+    """A timing or a speed: it differs between two runs of the same code, so no prompt shows it (a prompt that
+    changes from run to run makes the model's answers change too)."""
+    return bool(re.search(r"time|per_s|_s$|seconds|tokens_per|throughput|latency", metric, re.I))
+
+
 def _headline(record: "RunRecord", primary: str | None = None) -> str:
     """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
     measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
@@ -241,7 +212,7 @@ def _headline(record: "RunRecord", primary: str | None = None) -> str:
     def main_metric(names: list[str]) -> str:
         if primary in names:
             return primary
-        quality = [n for n in names if better_direction(n) and not re.search(r"time|per_s|tokens_per", n, re.I)]
+        quality = [n for n in names if better_direction(n) and not measures_time(n)]
         return (quality or names)[0]
 
     return ", ".join(f"{dataset} {name}={result.means[name]:.4g}" for dataset, result in record.results.datasets.items()
@@ -249,38 +220,54 @@ def _headline(record: "RunRecord", primary: str | None = None) -> str:
 
 
 def _results_text(records: list["RunRecord"]) -> str:
+    """The runs' results for a prompt: every metric but the timings (see measures_time)."""
     lines = []
     for record in records:
-        means = {ds: {k: round(v, 4) for k, v in r.means.items()} for ds, r in record.results.datasets.items()}
+        means = {ds: {k: round(v, 4) for k, v in r.means.items() if not measures_time(k)}
+                 for ds, r in record.results.datasets.items()}
         lines.append(f"{record.name} ({record.description}): {json.dumps(means)}")
     return "\n".join(lines)
+
+
+def plan_conversation(ctx: "RunContext", idea: "Idea", records: list["RunRecord"]):
+    """(PlannedRun, ExperimentPlan, the messages that ask for the plan) for `idea`, given the baseline's results
+    in `records`. Every rule of a plan is a schema validator (plans.plan_models): a broken rule costs a repair
+    round, never a run attempt. The messages hold nothing that differs between two runs of the same command."""
+    from scientist_core.models import Message
+
+    template, options = ctx.template, ctx.options
+    planned_model, plan_model = plan_models(template, options.max_runs, options.code_changes, quick=options.quick,
+                                            idea=idea, max_knob_changes=options.max_knob_changes)
+    about = f" the knobs the idea names ({', '.join(idea.knobs)})" if idea.knobs else " knobs"
+    context = [
+        Message(role="system", content=template.prompt()["system"]),
+        Message(role="user", content=(
+            f"Idea: {idea.model_dump_json(by_alias=True)}\n\n"
+            f"The baseline's knobs: {json.dumps(baseline_values(template, options.quick))}\n\n"
+            f"Baseline results (run_0):\n{_results_text(records)}\n\n"
+            f"Plan at most {options.max_runs} experiment runs that test this idea. Each run changes at most "
+            f"{options.max_knob_changes} of{about} to values other than the baseline's, and leaves every other "
+            "knob null"
+            + ("; only if the knobs cannot express it, it describes a code change." if options.code_changes
+               else "."))),
+    ]
+    return planned_model, plan_model, context
 
 
 def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["RunRecord"]:
     """Plan up to max_runs runs for `idea` and execute each in the sandbox; a failing run goes back to the
     model with its stderr tail for up to max_tries attempts. Finished runs (a resumed run) are not redone."""
     from scientist_core.chat import StructuredOutputError
-    from scientist_core.models import Message
     from scientist_core.pipeline.context import RunRecord
-
     from scientist_core.pipeline.writeup import record_machine_facts
 
-    template, options = ctx.template, ctx.options
+    options = ctx.options
     record_machine_facts(ctx)  # the paper's hardware and software facts come from the machine that ran it
     records = [baseline_record(ctx, workspace)]
     chat = ctx.chat(STAGE)
-    planned_model, plan_model = plan_models(template, options.max_runs, options.code_changes)
+    planned_model, plan_model, context = plan_conversation(ctx, idea, records)
     plan_file = workspace / "plan.json"
-    context = [
-        Message(role="system", content=ctx.template.prompt()["system"]),
-        Message(role="user", content=(
-            f"Idea: {idea.model_dump_json(by_alias=True)}\n\nBaseline results (run_0):\n{_results_text(records)}\n\n"
-            f"Plan at most {options.max_runs} experiment runs that test this idea. Each run changes knobs of the "
-            f"template (leave the others null)"
-            + (" and, only if the knobs cannot express it, describes a code change." if options.code_changes
-               else "."))),
-    ]
-    if plan_file.is_file():
+    if plan_file.is_file():  # a resumed run keeps its plan
         plan = plan_model.model_validate_json(plan_file.read_text())
     else:
         try:
@@ -325,6 +312,8 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
     editable = [f for f in (template.experiment_file, template.plot_file) if (workspace / f).is_file()]
     before = {f: (workspace / f).read_text() for f in editable}  # each attempt edits from here, not from a failure
     problem = ""
+    failed: list = []  # configurations that failed: a fix may not repeat one
+    baseline = baseline_values(template, options.quick)
     for attempt in range(options.max_tries):
         _restore(workspace, before)
         changes = planned.knob_changes.model_dump(exclude_none=True)
@@ -364,8 +353,14 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                 ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
                            f"({planned.description}): {_headline(record, template.primary_metric)}")
                 return record
-            problem = f"{outcome.problem}; stderr ends with:\n{outcome.execution.stderr_tail[-STDERR_FED_BACK:]}"
-        ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed: {problem.splitlines()[0]}")
+            tail = outcome.execution.stderr_tail.strip()[-STDERR_FED_BACK:]
+            problem = f"{outcome.problem}; stderr ends with:\n{tail}" if tail else f"{outcome.problem} (no stderr)"
+        failed.append(planned)
+        with (workspace / "notes.txt").open("a") as journal:
+            journal.write(f"## {name} attempt {attempt + 1} failed: {planned.description}\n"
+                          f"knob changes: {describe_changes(changes, baseline)}\n{problem}\n\n")
+        ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed ({describe_changes(changes, baseline)}"
+                   f"): {failure_line(problem)}")
         if attempt + 1 == options.max_tries:
             break
         try:
@@ -373,13 +368,24 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                 *context,
                 Message(role="user", content=(
                     f"Results so far:\n{_results_text(records)}\n\nThe planned {name} was: "
-                    f"{planned.model_dump_json()}\nIt failed: {problem}\nGive a corrected {name}.")),
-            ], planned_model)
+                    f"{planned.model_dump_json()}\nIt changed {describe_changes(changes, baseline)}.\n"
+                    f"It failed: {problem}\nGive a corrected {name} that avoids the cause of this failure; a "
+                    "configuration that failed is refused.")),
+            ], refusing(planned_model, failed))
         except StructuredOutputError as exc:
             ctx.report(f"experiments: {idea.name}: no usable fix for {name} ({exc.message})")
             break
     _restore(workspace, before)  # the run failed: the next one starts from the code that last worked
     return None
+
+
+def failure_line(problem: str) -> str:
+    """One console line for a failed attempt: its first line and, when it has one, the stderr's last line, so
+    a terminal shows why even where the live status line redraws over the lines above."""
+    lines = [line.strip() for line in problem.splitlines() if line.strip()]
+    if not lines:
+        return "unknown failure"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1][:300]}"
 
 
 def _restore(workspace: Path, contents: dict[str, str]) -> None:

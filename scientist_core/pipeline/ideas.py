@@ -6,22 +6,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from scientist_core.chat import StructuredOutputError
 from scientist_core.models import Idea, Message
 from scientist_core.pipeline.context import RunContext
+from scientist_core.pipeline.plans import baseline_values, changeable_knobs, idea_model
 
 STAGE = "ideas"
 MAX_CODE_CHARS = 12000
 NAME_TRIES = 3
 
 
-class IdeaReflection(BaseModel):
-    """A refinement round: the idea as it stands now, and whether it needs no more work."""
-
-    idea: Idea
-    done: bool = Field(description="true when the idea needs no further changes")
+def idea_schemas(ctx: RunContext) -> tuple[type[Idea], type[BaseModel]]:
+    """(Idea, IdeaReflection) for this run's template: ideas name the knobs they change; without code changes an
+    idea that needs code is refused (see plans.idea_model)."""
+    idea = idea_model(ctx.template, ctx.options.code_changes, ctx.options.max_knob_changes)
+    reflection = create_model(
+        "IdeaReflection", __doc__="A refinement round: the idea as it stands now, and whether it needs no more work.",
+        idea=(idea, ...), done=(bool, Field(description="true when the idea needs no further changes")))
+    return idea, reflection
 
 
 # -- the archive ------------------------------------------------------------------------------------------
@@ -57,7 +61,8 @@ def _known_ideas_text(ctx: RunContext, ideas: list[Idea]) -> str:
     for entry in load_archive(ctx):
         score = entry.get("review_overall")
         scored = f" (review overall {score}/10)" if score is not None else ""
-        lines.append(f"- {entry['idea']['Name']}: {entry['idea']['Title']}{scored}")
+        failed = f" (tried; {entry['failure']})" if entry.get("failure") else ""
+        lines.append(f"- {entry['idea']['Name']}: {entry['idea']['Title']}{scored}{failed}")
     lines += [f"- {idea.name}: {idea.title}" for idea in ideas]
     return "\n".join(lines) or "(none yet)"
 
@@ -65,43 +70,55 @@ def _known_ideas_text(ctx: RunContext, ideas: list[Idea]) -> str:
 def _messages(ctx: RunContext, ideas: list[Idea]) -> list[Message]:
     prompt = ctx.template.prompt()
     code = (ctx.template.files_dir() / ctx.template.experiment_file).read_text()[:MAX_CODE_CHARS]
-    knobs = ", ".join(ctx.template.knobs_model().model_fields)
+    fields = ctx.template.knobs_model().model_fields
+    baseline = baseline_values(ctx.template, ctx.options.quick)
+    knobs = "\n".join(f"- {name} = {json.dumps(baseline.get(name))}: {fields[name].description or ''}"
+                      for name in changeable_knobs(ctx.template))
+    most = ctx.options.max_knob_changes
+    scope = (f"This run can change only knobs, not code: the idea must be tested by changing at most {most} of "
+             "these knobs; name them in Knobs and leave Code_change empty." if not ctx.options.code_changes else
+             f"Name in Knobs the knobs the idea changes (at most {most}); describe in Code_change a change the "
+             "knobs cannot express, or leave it empty.")
     return [
         Message(role="system", content=prompt["system"]),
         Message(role="user", content=(
             f"{prompt['task_description']}\n\nThe experiment code:\n```python\n{code}\n```\n\n"
-            f"Knobs an idea can change without editing code: {knobs}.\n\n"
+            f"Knobs an idea can change without editing code, with their baseline values:\n{knobs}\n{scope}\n\n"
             f"Ideas already explored (do not repeat them):\n{_known_ideas_text(ctx, ideas)}\n\n"
             "Propose one new research idea that this code can test within a few runs. Name is lowercase with "
             "underscores. Rate Interestingness, Feasibility and Novelty from 1 to 10, honestly.")),
     ]
 
 
-def _reflect(chat, messages: list[Message], idea: Idea, rounds: int) -> Idea:
+def _reflect(chat, messages: list[Message], idea: Idea, rounds: int, schema: type[BaseModel]) -> Idea:
     for round_ in range(2, rounds + 1):
         reflection = chat.ask_structured(
             [*messages, Message(role="assistant", content=idea.model_dump_json(by_alias=True)),
              Message(role="user", content=(
                  f"Round {round_}/{rounds}. Criticise this idea: is it clear, feasible with this code, and new? "
                  "Return the improved idea, and done=true if it needs no further change."))],
-            IdeaReflection)
+            schema)
         idea = reflection.idea
         if reflection.done:
             break
     return idea
 
 
-def generate_ideas(ctx: RunContext) -> list[Idea]:
-    """Ideas of this run, generating the missing ones; those already in the store (a resumed run) are kept."""
+def generate_ideas(ctx: RunContext, total: int | None = None) -> list[Idea]:
+    """The run's ideas, generating the missing ones up to `total` (default: num_ideas); those already in the
+    store (a resumed run, or earlier ideas) are kept and returned first."""
     ideas = [Idea.model_validate(row["data"]) for row in ctx.store.ideas(ctx.run_id)]
     chat = ctx.chat(STAGE)
-    while len(ideas) < ctx.options.num_ideas:
+    schema, reflection_schema = idea_schemas(ctx)
+    while len(ideas) < (total or ctx.options.num_ideas):
         taken = {entry["idea"]["Name"] for entry in load_archive(ctx)} | {idea.name for idea in ideas}
         messages = _messages(ctx, ideas)
         idea = None
         for _ in range(NAME_TRIES):
             try:
-                candidate = _reflect(chat, messages, chat.ask_structured(messages, Idea), ctx.options.reflections)
+                candidate = _reflect(chat, messages, chat.ask_structured(messages, schema), ctx.options.reflections,
+                                     reflection_schema)
+                candidate = Idea.model_validate(candidate.model_dump(by_alias=True))
             except StructuredOutputError as exc:
                 ctx.report(f"ideas: an unusable answer was dropped ({exc.message})")
                 continue

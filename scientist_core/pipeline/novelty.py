@@ -53,27 +53,41 @@ def check_novelty(ctx: RunContext, idea: Idea) -> bool:
         Message(role="user", content=f"The idea:\n{idea.model_dump_json(by_alias=True, indent=1)}"),
     ]
     rounds: list[dict] = []
+    found: dict[str, Paper] = {}
+
+    def search(query: str, why: str = "") -> None:
+        papers, source, errors = search_with_fallback(searchers, query, 10)
+        rounds.append({"query": query, "source": source, "errors": errors, "results": [p.title for p in papers]})
+        found.update((paper.title.lower(), paper) for paper in papers)
+        messages.append(Message(role="user", content=f"{why}Results for {query!r} ({source}):\n{_describe(papers)}"))
+
+    unsearched = "No decision before a search of the literature: the idea's title was searched. "
+
     decision: NoveltyDecision | None = None
     try:
         for round_ in range(1, ctx.options.novelty_rounds + 1):
-            if round_ == ctx.options.novelty_rounds:
-                decision = chat.ask_structured([*messages, Message(role="user", content="Decide now.")],
-                                               NoveltyDecision)
+            if round_ == ctx.options.novelty_rounds and rounds:
                 break
             step = chat.ask_structured([*messages, Message(role="user", content=(
                 f"Round {round_}/{ctx.options.novelty_rounds}: search (give a query) or decide."))], NoveltyStep)
             if step.action != "search" or not step.query.strip():
-                decision = NoveltyDecision(thought=step.thought, novel=step.action == "novel")
-                break
-            papers, source, errors = search_with_fallback(searchers, step.query, 10)
-            rounds.append({"query": step.query, "source": source, "errors": errors,
-                           "results": [p.title for p in papers]})
-            messages += [Message(role="assistant", content=step.model_dump_json()),
-                         Message(role="user", content=f"Results for {step.query!r} ({source}):\n{_describe(papers)}")]
+                if rounds:
+                    decision = NoveltyDecision(thought=step.thought, novel=step.action == "novel")
+                    break
+                messages.append(Message(role="assistant", content=step.model_dump_json()))
+                search(idea.title, unsearched)
+                continue
+            messages.append(Message(role="assistant", content=step.model_dump_json()))
+            search(step.query)
+        if decision is None:
+            if not rounds:  # novelty_rounds == 1: the one round is code's search of the idea's title
+                search(idea.title, unsearched)
+            decision = chat.ask_structured([*messages, Message(role="user", content="Decide now.")], NoveltyDecision)
     except StructuredOutputError as exc:
         decision = NoveltyDecision(thought=f"no usable decision from the model: {exc.message}", novel=False)
     assert decision is not None
     ctx.store.set_novelty(ctx.run_id, idea.name, decision.novel,
-                          {"rounds": rounds, "thought": decision.thought, "decision": decision.novel})
+                          {"rounds": rounds, "thought": decision.thought, "decision": decision.novel,
+                           "papers": [paper.model_dump(mode="json") for paper in found.values()]})
     ctx.report(f"novelty: {idea.name}: {'novel' if decision.novel else 'not novel'} after {len(rounds)} search(es)")
     return decision.novel

@@ -21,10 +21,12 @@ from scientist_core.models import Idea
 from scientist_core.pipeline.baseline import new_run_id
 from scientist_core.pipeline.context import RunContext, RunOptions
 from scientist_core.plugins import PluginHost
+from scientist_core.sandbox import LOG_DIR_NAME
 from scientist_core.settings import Settings
 from scientist_core.store import Store
 
 IDEA_STAGES = ("novelty", "experiments", "plots", "writeup", "review")
+NO_RUN_SUCCEEDED = "no experiment run succeeded"
 
 
 class IdeaSummary(BaseModel):
@@ -38,6 +40,11 @@ class IdeaSummary(BaseModel):
     cost_usd: float = 0.0
     problem: str = ""
 
+    @property
+    def runs_failed(self) -> bool:
+        """Every planned run failed: a fresh idea may do better (a failed baseline would fail it too)."""
+        return self.problem.startswith(NO_RUN_SUCCEEDED)
+
 
 class RunSummary(BaseModel):
     run_id: str
@@ -45,6 +52,10 @@ class RunSummary(BaseModel):
     ideas: list[IdeaSummary]
     cost_usd: float
     seconds: float
+
+    @property
+    def reviewed_papers(self) -> int:
+        return sum(1 for idea in self.ideas if idea.paper and idea.overall is not None)
 
 
 def preflight(settings: Settings, host: PluginHost, options: RunOptions,
@@ -138,6 +149,23 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
         ideas = [Idea.model_validate(item) for item in ideas]
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             summaries = list(pool.map(lambda idea: _process_idea(ctx, idea), ideas))
+            failed = [s for s in summaries if s.runs_failed]
+            fresh = 0
+            while failed and fresh < options.fresh_ideas:
+                count = min(len(failed), options.fresh_ideas - fresh)
+                fresh += count
+                known = len(ideas)
+                ctx.report(f"ideas: {count} fresh idea(s) in place of {', '.join(s.name for s in failed[:count])} "
+                           f"({fresh} of at most {options.fresh_ideas})")
+                new = [Idea.model_validate(item) for item in _stage(ctx, f"ideas:fresh-{fresh}", lambda: [
+                    i.model_dump(by_alias=True) for i in generate_ideas(ctx, known + count)[known:]])]
+                for summary in failed[:count]:
+                    summary.problem += (f"; replaced by the fresh idea {new[0].name}" if new else
+                                        "; no fresh idea could be generated")
+                ideas += new
+                added = list(pool.map(lambda idea: _process_idea(ctx, idea), new))
+                summaries += added
+                failed = [s for s in added if s.runs_failed]
     except BudgetExceeded:
         store.set_run_status(run_id, "stopped")
         raise
@@ -173,6 +201,7 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
     from scientist_core.chat import BudgetExceeded
     from scientist_core.pipeline.context import Figure, RunRecord
     from scientist_core.pipeline.experiments import run_experiments
+    from scientist_core.pipeline.ideas import save_to_archive
     from scientist_core.pipeline.novelty import check_novelty
     from scientist_core.pipeline.plots import make_plots
     from scientist_core.pipeline.review import review_paper
@@ -196,7 +225,8 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
             ctx, f"experiments:{key}", lambda: [r.model_dump(mode="json") for r in run_experiments(ctx, idea, workspace)])]
         summary.runs_done = len(records) - 1
         if summary.runs_done == 0:
-            summary.problem = "no experiment run succeeded"
+            summary.problem = _no_run_problem(ctx, idea, workspace)
+            save_to_archive(ctx, idea, failure="none of its runs succeeded")
             return summary
         figures = [Figure.model_validate(f) for f in _stage(
             ctx, f"plots:{key}", lambda: [f.model_dump(mode="json") for f in make_plots(ctx, idea, workspace, records)])]
@@ -226,3 +256,15 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
         summary.cost_usd = sum(row["cost_usd"] for row in ctx.store.llm_calls(ctx.run_id)
                                if row["stage"].endswith(f":{key}"))
     return summary
+
+
+def _no_run_problem(ctx: RunContext, idea: Idea, workspace: Path) -> str:
+    """What happened to an idea none of whose runs succeeded, and what to do, in one line."""
+    attempts = [row for row in ctx.store.experiments(ctx.run_id)
+                if row["idea"] == idea.name and row["run_index"] > 0 and row["status"] == "failed"]
+    last = attempts[-1]["notes"].splitlines()[0] if attempts and attempts[-1]["notes"] else ""
+    tried = f"{len(attempts)} failed attempt(s)" + (f", the last: {last[:160]}" if last else "")
+    if not attempts:
+        tried = "the model gave no usable plan"
+    return (f"{NO_RUN_SUCCEEDED} ({tried}); see {workspace / 'notes.txt'} and the logs in "
+            f"{workspace / LOG_DIR_NAME}; a stronger model (--model) or more tries (--max-tries) may help")

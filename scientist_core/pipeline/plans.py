@@ -1,0 +1,177 @@
+"""What a run may change, as the schemas the model answers in: ideas that name the knobs they change, plans whose
+runs change a few of those knobs to valid values. Every rule is a validator of the schema, so an answer that
+breaks one goes back to the model in the structured-output repair rounds and never costs a run attempt."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from scientist_core.errors import ExperimentError
+from scientist_core.models import Idea
+from scientist_core.template import Template
+
+NO_CODE_CHANGE = {"", "none", "null", "n/a", "na", "no", "-", "nothing", "no change", "no code change"}
+
+
+def wants_code_change(text: str) -> bool:
+    """Whether a planned run or an idea asks for a code change; small models write "None" for none."""
+    return text.strip().strip(".").lower() not in NO_CODE_CHANGE
+
+
+def changeable_knobs(template: Template) -> list[str]:
+    return [name for name in template.knobs_model().model_fields if name not in template.fixed_knobs]
+
+
+def baseline_values(template: Template, quick: bool) -> dict[str, Any]:
+    return template.knobs(quick=quick).model_dump(mode="json")
+
+
+def describe_changes(changes: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """`lr from 0.0003 to 0.005 (raised), schedule from cosine to constant`: what code knows of a run's knobs."""
+    parts = []
+    for name, value in changes.items():
+        before = baseline.get(name)
+        way = ""
+        if isinstance(value, (int, float)) and isinstance(before, (int, float)) and not isinstance(value, bool):
+            way = " (raised)" if value > before else " (lowered)" if value < before else ""
+        parts.append(f"{name} from {before} to {value}{way}")
+    return ", ".join(parts) or "no knob"
+
+
+# -- ideas ------------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=32)
+def _code_names(path: Path, mtime: float) -> frozenset[str]:
+    """Functions and classes the experiment file defines, by names no prose uses (snake_case or CamelCase)."""
+    names = {node.name for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return frozenset(n for n in names if "_" in n.strip("_") or re.search(r"[a-z][A-Z]", n))
+
+
+def code_names(template: Template) -> frozenset[str]:
+    path = template.files_dir() / template.experiment_file
+    return _code_names(path, path.stat().st_mtime) - set(template.knobs_model().model_fields)
+
+
+def idea_model(template: Template, code_changes: bool, max_knobs: int) -> type[Idea]:
+    """The Idea schema for `template`: Knobs from the template's changeable knobs, at most `max_knobs`; without
+    `code_changes`, at least one, and an idea that needs a code change is refused with the reason."""
+    knob_names = changeable_knobs(template)
+    defined = code_names(template)
+    knob_list = ", ".join(knob_names)
+
+    def check(idea: Idea) -> Idea:
+        if code_changes:
+            return idea
+        if wants_code_change(idea.code_change):
+            raise ValueError(f"this idea needs a code change ({idea.code_change.strip()[:120]}), but this run "
+                             f"cannot change code: propose an idea tested by changing only these knobs: {knob_list}; "
+                             "leave Code_change empty")
+        named = sorted(n for n in defined if re.search(rf"\b{re.escape(n)}\b", idea.experiment))
+        if named:
+            raise ValueError(f"the Experiment changes {', '.join(named)}, code of the template, but this run cannot "
+                             f"change code: describe an experiment made only of changes to the knobs {knob_list}")
+        return idea
+
+    return create_model(
+        "Idea", __base__=Idea,
+        __validators__={"runnable": model_validator(mode="after")(check)},
+        knobs=(list[Literal[tuple(knob_names)]], Field(  # type: ignore[valid-type]
+            default_factory=list, alias="Knobs", min_length=0 if code_changes else 1, max_length=max_knobs,
+            description=f"the template's knobs this idea's experiment changes (at most {max_knobs})")),
+    )
+
+
+# -- plans ------------------------------------------------------------------------------------------------
+
+def knob_changes_model(template: Template) -> type[BaseModel]:
+    """The template's knobs, every one optional and with its own bounds: the schema knob changes are written in,
+    so even a small model under constrained decoding can only name knobs that exist, with values in range."""
+    from typing import Annotated
+
+    fields = {}
+    for name, info in template.knobs_model().model_fields.items():
+        if name in template.fixed_knobs:
+            continue
+        bounded = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (Optional[bounded], Field(None, description=info.description))
+    return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def plan_models(template: Template, max_runs: int, code_changes: bool = True, *, quick: bool = False,
+                idea: Idea | None = None, max_knob_changes: int = 3) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(PlannedRun, ExperimentPlan) for this template and idea. A run changes at most `max_knob_changes` knobs,
+    each to a value that differs from the baseline's (a restated default is dropped by code), the whole set valid
+    for the template; only knobs the idea names unless the run says why; without `code_changes` knobs only."""
+    changes_model = knob_changes_model(template)
+    baseline = baseline_values(template, quick)
+    named = set(idea.knobs) if idea is not None else set()
+    fields: dict[str, Any] = {
+        "description": (str, Field(description="what this run changes and why, in one sentence")),
+        "knob_changes": (changes_model, Field(default_factory=changes_model,
+                                              description=f"at most {max_knob_changes} knobs to change; leave the "
+                                                          "rest null")),
+    }
+    if named:
+        fields["other_knobs_reason"] = (str, Field("", description="why this run changes knobs the idea does not "
+                                                                   "name; empty when it changes only those"))
+    if code_changes:
+        fields["code_change"] = (str, Field("", description="a code change the knobs cannot express, or empty"))
+
+    def check_run(run: BaseModel) -> BaseModel:
+        for name, value in run.knob_changes.model_dump(exclude_none=True, mode="json").items():
+            if value == baseline.get(name):  # restating the baseline changes nothing: not a change
+                setattr(run.knob_changes, name, None)
+        changes = run.knob_changes.model_dump(exclude_none=True)
+        coded = code_changes and wants_code_change(run.code_change)
+        if not changes and not coded:
+            raise ValueError("the run changes nothing (every knob is null or equal to the baseline's value): "
+                             f"change {'one of ' + ', '.join(sorted(named)) if named else 'at least one knob'}")
+        if len(changes) > max_knob_changes:
+            raise ValueError(f"the run changes {len(changes)} knobs ({', '.join(changes)}): change at most "
+                             f"{max_knob_changes}, those the idea is about, and leave the others null")
+        others = sorted(set(changes) - named) if named else []
+        if others and not run.other_knobs_reason.strip():
+            raise ValueError(f"the run changes {', '.join(others)}, which the idea does not name "
+                             f"({', '.join(sorted(named))}): change those, or say why in other_knobs_reason")
+        try:
+            template.knobs(quick=quick, changes=changes)
+        except ExperimentError as exc:
+            raise ValueError(f"{exc.message}; choose a valid value") from None
+        return run
+
+    planned = create_model("PlannedRun", __validators__={"valid": model_validator(mode="after")(check_run)},
+                           **fields)
+
+    def check_plan(plan: BaseModel) -> BaseModel:
+        seen: list[dict] = []
+        for number, run in enumerate(plan.runs, 1):
+            key = run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json")
+            if key in seen:
+                raise ValueError(f"run {number} repeats run {seen.index(key) + 1}: every run changes something else")
+            seen.append(key)
+        return plan
+
+    plan = create_model("ExperimentPlan", __validators__={"distinct": model_validator(mode="after")(check_plan)},
+                        runs=(list[planned], Field(min_length=1, max_length=max_runs)))
+    return planned, plan
+
+
+def refusing(planned_model: type[BaseModel], failed: list[BaseModel]) -> type[BaseModel]:
+    """`planned_model`, refusing any of the `failed` configurations again: a fix must change something."""
+    tried = [run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json") for run in failed]
+
+    def check(run: BaseModel) -> BaseModel:
+        if run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json") in tried:
+            raise ValueError("this repeats a configuration that already failed: change the values that made it "
+                             "fail")
+        return run
+
+    return create_model(planned_model.__name__, __base__=planned_model,
+                        __validators__={"new": model_validator(mode="after")(check)})

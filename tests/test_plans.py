@@ -1,0 +1,215 @@
+"""Ideas the run can implement, plans that change what the idea is about, failures that teach: the rules of
+scientist_core.pipeline.plans, through the real stages (the example template's experiments run in the sandbox)
+with the scripted model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from scientist_core.models import Idea
+from scientist_core.pipeline.context import RunContext, RunOptions
+from scientist_core.pipeline.experiments import run_experiments
+from scientist_core.pipeline.ideas import generate_ideas
+from scientist_core.pipeline.plans import (changeable_knobs, describe_changes, idea_model, knob_changes_model,
+                                           plan_models, wants_code_change)
+from scientist_core.settings import load_settings
+from scientist_core.store import Store
+from tests.pipeline_script import script_full_run
+
+SETTINGS = """
+model = "fake/scripted"
+searchers_order = ["offline"]
+[searchers.offline]
+sources = ["nips*"]
+[reviewers.llm]
+ensemble = 1
+reflections = 1
+"""
+
+WIDER = {"Name": "wider_mlp", "Title": "Width of a small MLP", "Interestingness": 5, "Feasibility": 9,
+         "Novelty": 4, "Experiment": "Double the hidden size and compare validation accuracy.",
+         "Knobs": ["hidden_size"], "Code_change": ""}
+# numpy refuses a 10^7 x 10^7 weight matrix at once: a run that fails fast, with a clear stderr line
+TOO_WIDE = 10_000_000
+
+
+@pytest.fixture
+def configured(scientist_env):
+    Path("scientist.toml").write_text(SETTINGS)
+    return scientist_env
+
+
+def context(plugin_host, **options) -> RunContext:
+    settings = load_settings()
+    store = Store(settings.store_path)
+    run_dir = Path(settings.out_dir).resolve() / "run"
+    store.create_run("run", "run", "example", run_dir)
+    opts = RunOptions.model_validate({"template": "example", "model": "fake/scripted", "quick": True, **options})
+    return RunContext(run_id="run", run_dir=run_dir, options=opts, settings=settings, host=plugin_host, store=store,
+                      template=plugin_host.create("template", "example"))
+
+
+def repair_feedback(fake_llm, schema: str) -> list[str]:
+    """What code said back to the model about its answers for `schema`."""
+    return [call.messages[-1].content for call in fake_llm.history
+            if call.schema is not None and call.schema.__name__ == schema
+            and call.messages[-1].content.startswith("Your answer cannot be used")]
+
+
+# -- ideas ------------------------------------------------------------------------------------------------
+
+def test_an_idea_needing_code_is_refused_with_the_reason_fed_back(configured, plugin_host, fake_llm):
+    ctx = context(plugin_host, code_changes=False, num_ideas=1, reflections=1)
+    fake_llm.answer("Idea",
+                    {**WIDER, "Code_change": "add dropout between the hidden layers"},
+                    {**WIDER, "Experiment": "Rewrite make_dataset to add label noise."},
+                    WIDER)
+    ideas = generate_ideas(ctx)
+    assert [idea.knobs for idea in ideas] == [["hidden_size"]]
+    feedback = repair_feedback(fake_llm, "Idea")
+    assert len(feedback) == 2
+    assert "cannot change code" in feedback[0] and "hidden_size" in feedback[0]
+    assert "make_dataset" in feedback[1]
+    prompt = fake_llm.history[0].messages[-1].content
+    assert "hidden_size = 32" in prompt and "only knobs, not code" in prompt
+
+
+def test_ideas_name_only_existing_knobs_and_at_least_one_without_code(plugin_host):
+    template = plugin_host.create("template", "diffusion")
+    schema = idea_model(template, code_changes=False, max_knobs=3)
+    assert set(schema.model_json_schema()["properties"]["Knobs"]["items"]["enum"]) == set(changeable_knobs(template))
+    for knobs in ([], ["no_such_knob"], ["learning_rate", "steps", "batch_size", "grad_clip"]):
+        with pytest.raises(ValidationError):
+            schema.model_validate({**WIDER, "Knobs": knobs})
+    # the class, not the example: any function or class of the experiment's code is a code change
+    with pytest.raises(ValidationError, match="add_noise"):
+        schema.model_validate({**WIDER, "Knobs": ["beta_end"], "Experiment": "Scale the noise inside add_noise."})
+    assert idea_model(template, code_changes=True, max_knobs=3).model_validate(
+        {**WIDER, "Knobs": [], "Code_change": "add dropout"}).code_change == "add dropout"
+
+
+# -- plans ------------------------------------------------------------------------------------------------
+
+def test_plan_rules_bounds_in_the_schema_and_no_restated_defaults(plugin_host):
+    template = plugin_host.create("template", "diffusion")
+    idea = Idea.model_validate({**WIDER, "Knobs": ["learning_rate", "beta_end"]})
+    planned, plan = plan_models(template, 2, code_changes=False, quick=True, idea=idea, max_knob_changes=3)
+    schema = knob_changes_model(template).model_json_schema()["properties"]
+    assert {"type": "number", "exclusiveMaximum": 1.0, "exclusiveMinimum": 0.0} in schema["beta_end"]["anyOf"]
+
+    def run(**changes):
+        return {"description": "d", "knob_changes": changes}
+
+    kept = plan.model_validate({"runs": [run(learning_rate=1e-3, beta_end=0.02)]})  # beta_end 0.02 is the default
+    assert kept.runs[0].knob_changes.model_dump(exclude_none=True) == {"learning_rate": 1e-3}
+    refused = {
+        "beta_end": run(beta_end=1.0),                                   # out of the knob's range
+        "changes nothing": run(beta_end=0.02),                           # only a restated default
+        "at most 3": run(learning_rate=1e-3, beta_end=0.03, steps=50, grad_clip=1.0),
+        "does not name": run(steps=50),                                  # a knob the idea is not about
+        "repeats run 1": None,
+    }
+    for expected, bad in refused.items():
+        runs = [run(learning_rate=1e-3)] * 2 if bad is None else [bad]
+        with pytest.raises(ValidationError, match=expected):
+            plan.model_validate({"runs": runs})
+    assert planned.model_validate({**run(steps=50), "other_knobs_reason": "longer training isolates the rate"})
+    assert describe_changes({"learning_rate": 5e-3, "lr_schedule": "constant"},
+                            {"learning_rate": 3e-4, "lr_schedule": "cosine"}) == \
+        "learning_rate from 0.0003 to 0.005 (raised), lr_schedule from cosine to constant"
+
+
+def test_plans_cannot_touch_the_measurement_and_none_means_no_code_change(plugin_host):
+    template = plugin_host.create("template", "example")
+    assert "code_change" in plan_models(template, 2)[0].model_fields
+    assert "code_change" not in plan_models(template, 2, code_changes=False)[0].model_fields
+
+    fields = set(knob_changes_model(plugin_host.create("template", "diffusion")).model_fields)
+    assert "learning_rate" in fields and not fields & {"kl_neighbours", "seed", "num_samples", "datasets"}
+    assert [wants_code_change(t) for t in ("None", " none. ", "", "N/A", "add a dropout layer")] == \
+        [False, False, False, False, True]
+
+
+def test_a_restating_plan_and_a_bad_value_cost_repair_rounds_not_run_attempts(configured, plugin_host, fake_llm):
+    ctx = context(plugin_host, code_changes=False, max_runs=1, max_tries=2)
+    idea = Idea.model_validate({**WIDER, "Knobs": ["hidden_size", "learning_rate"]})
+    ctx.store.add_idea("run", idea.name, idea.model_dump(by_alias=True))
+    workspace = ctx.template.prepare_workspace(ctx.run_dir / idea.name)
+    every_knob = {"hidden_size": 64, "num_layers": 3, "activation": "relu", "optimizer": "sgd",
+                  "learning_rate": 0.05, "weight_decay": 0.001, "batch_size": 32, "steps": 500}
+    fake_llm.answer("ExperimentPlan",
+                    {"runs": [{"description": "everything at once", "knob_changes": every_knob}]},
+                    {"runs": [{"description": "negative rate", "knob_changes": {"learning_rate": -1.0}}]},
+                    {"runs": [{"description": "wider", "knob_changes": {"hidden_size": 64}}]})
+    records = run_experiments(ctx, idea, workspace)
+
+    assert [r.knob_changes for r in records[1:]] == [{"hidden_size": 64}]
+    attempts = [row for row in ctx.store.experiments("run") if row["run_index"] == 1]
+    assert len(attempts) == 1 and attempts[0]["status"] == "done"
+    feedback = repair_feedback(fake_llm, "ExperimentPlan")
+    assert "at most 3" in feedback[0] and "learning_rate" in feedback[1]
+    plan_prompt = next(c for c in fake_llm.history if c.schema.__name__ == "ExperimentPlan").messages[-1].content
+    assert "time" not in plan_prompt.split("Baseline results")[1].split("Plan at most")[0]  # timings vary
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+
+def test_a_fix_that_repeats_the_failed_configuration_is_refused(configured, plugin_host, fake_llm):
+    ctx = context(plugin_host, code_changes=False, max_runs=1, max_tries=2)
+    idea = Idea.model_validate({**WIDER, "Knobs": ["hidden_size", "learning_rate"]})
+    ctx.store.add_idea("run", idea.name, idea.model_dump(by_alias=True))
+    workspace = ctx.template.prepare_workspace(ctx.run_dir / idea.name)
+    too_wide = {"description": "very wide", "knob_changes": {"hidden_size": TOO_WIDE}}
+    fake_llm.answer("ExperimentPlan", {"runs": [too_wide]})
+    fake_llm.answer("PlannedRun", too_wide, {"description": "wide", "knob_changes": {"hidden_size": 128}})
+    records = run_experiments(ctx, idea, workspace)
+
+    assert [r.knob_changes for r in records[1:]] == [{"hidden_size": 128}]
+    fix = next(c for c in fake_llm.history if c.schema.__name__ == "PlannedRun").messages[-1].content
+    assert f"hidden_size from 32 to {TOO_WIDE} (raised)" in fix
+    assert "MemoryError" in fix  # the stderr tail
+    assert "already failed" in repair_feedback(fake_llm, "PlannedRun")[0]
+    notes = (workspace / "notes.txt").read_text()
+    assert "run_1 attempt 1 failed" in notes and "MemoryError" in notes
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
+def test_an_idea_whose_runs_all_fail_makes_way_for_a_fresh_one(configured, plugin_host, fake_llm):
+    script_full_run(fake_llm, ideas=("too_wide", "wider"), plan=())
+    fake_llm.by_schema["ExperimentPlan"].clear()
+    fake_llm.answer("ExperimentPlan",
+                    {"runs": [{"description": "very wide", "knob_changes": {"hidden_size": TOO_WIDE}}]},
+                    {"runs": [{"description": "wider", "knob_changes": {"hidden_size": 64}}]})
+    fake_llm.answer("PlannedRun", {"description": "even wider", "knob_changes": {"hidden_size": 2 * TOO_WIDE}})
+    from scientist_core.cli import NO_PAPER_EXIT, app
+
+    result = CliRunner().invoke(app, ["run", "example", "--quick", "--num-ideas", "1", "--max-runs", "1",
+                                      "--max-tries", "2", "--novelty-rounds", "3", "--citation-rounds", "1"])
+    output = result.output
+    assert result.exit_code == 0, output
+    assert "MemoryError" in output  # the failure's stderr tail reaches the console
+    assert "fresh idea(s) in place of too_wide" in output
+    assert "problem: no experiment run succeeded (2 failed attempt(s)" in output  # not a terminal: plain lines
+    assert "replaced by the fresh idea wider" in output
+    fresh_prompt = [c for c in fake_llm.history if c.schema.__name__ == "Idea"][-1].messages[-1].content
+    assert "too_wide" in fresh_prompt and "none of its runs succeeded" in fresh_prompt
+
+    # the bound: with no fresh idea allowed, an idea whose runs all fail ends the run without a paper
+    fake_llm.by_schema["IdeaReflection"].clear()
+    fake_llm.answer("Idea", {**WIDER, "Name": "too_wide_again", "Knobs": []})
+    fake_llm.answer("IdeaReflection", {"idea": {**WIDER, "Name": "too_wide_again", "Knobs": []}, "done": True})
+    fake_llm.answer("NoveltyStep", {"thought": "t", "action": "novel", "query": ""},
+                    {"thought": "t", "action": "novel", "query": ""})
+    fake_llm.answer("NoveltyDecision", {"thought": "nothing like it", "novel": True})
+    fake_llm.answer("ExperimentPlan",
+                    {"runs": [{"description": "very wide", "knob_changes": {"hidden_size": TOO_WIDE}}]})
+    fake_llm.answer("PlannedRun", {"description": "even wider", "knob_changes": {"hidden_size": 3 * TOO_WIDE}})
+    result = CliRunner().invoke(app, ["run", "example", "--quick", "--num-ideas", "1", "--max-runs", "1",
+                                      "--max-tries", "2", "--novelty-rounds", "2", "--fresh-ideas", "0"])
+    assert result.exit_code == NO_PAPER_EXIT, result.output
+    assert "No idea ended with a reviewed paper" in result.output
