@@ -19,7 +19,7 @@ from scientist_core.loopback import LoopbackServer
 from scientist_nanogpt import data
 from scientist_nanogpt.data import DataUnavailable, Source
 from scientist_nanogpt.plugin import NanoGPTTemplate
-from scientist_nanogpt.testing import seed_shakespeare, shakespeare_copy
+from scientist_nanogpt.testing import EXCERPT, EXCERPT_SHA256, EXCERPT_SIZE, excerpt_source, seed_shakespeare
 
 
 class FileServer(LoopbackServer):
@@ -207,24 +207,47 @@ def test_the_canonical_sources_are_the_published_ones():
     assert enwik8.split_counts == text8.split_counts == (90_000_000, 5_000_000, 5_000_000)
 
 
-# -- tiny Shakespeare, as the tests seed it -----------------------------------------------------------------------
+# -- tiny Shakespeare as the tests seed it: the excerpt in the package, through the loader ---------------------------
 
-def test_shakespeare_is_split_90_10_into_65_characters(tmp_path):
+def test_the_excerpt_is_installed_checked_and_split_90_10(tmp_path):
     folder = seed_shakespeare(tmp_path)
-    text = shakespeare_copy().read_bytes()
+    text = EXCERPT.read_bytes()
+    assert len(text) == EXCERPT_SIZE == 92_005 and hashlib.sha256(text).hexdigest() == EXCERPT_SHA256
+    assert (folder / "input.txt").read_bytes() == text
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["tokens"] == {"train": 1_003_854, "val": 111_540} and len(meta["vocab"]) == 65
+    assert meta["tokens"] == {"train": 82_804, "val": 9_201} and len(meta["vocab"]) == 61
+    assert meta["source"] == {"url": data.SOURCES["shakespeare_char"].url, "file": "input.txt", "bytes": EXCERPT_SIZE,
+                              "sha256": EXCERPT_SHA256}
     vocab = np.asarray(meta["vocab"], dtype=np.uint8)
     train, val = (np.fromfile(folder / f"{split}.bin", dtype=np.uint8) for split in ("train", "val"))
     assert bytes(vocab[train]) + bytes(vocab[val]) == text
+    # what a `scientist` command does before a run: the canonical source finds the prepared folder, fetches nothing
+    assert data.prepare("shakespeare_char", tmp_path, timeout_s=0.001) == folder
 
 
-def test_the_cli_prepares_from_a_copy(tmp_path, capsys):
-    copy = shakespeare_copy()
-    if copy is None:
-        pytest.skip("no copy of tiny Shakespeare")
-    data.main(["--data-dir", str(tmp_path), "--from-file", str(copy), "shakespeare_char"])
-    assert "train 1,003,854, val 111,540 tokens, vocabulary 65" in capsys.readouterr().out
+def test_a_copy_that_is_not_the_excerpt_is_refused(tmp_path):
+    altered = bytearray(EXCERPT.read_bytes())
+    altered[1000] ^= 0x20  # same size, one letter's case changed
+    (tmp_path / "input.txt").write_bytes(bytes(altered))
+    with pytest.raises(DataUnavailable, match=f"has sha256 .*, not {EXCERPT_SHA256}"):
+        data.install_copy("shakespeare_char", tmp_path / "input.txt", tmp_path / "data", excerpt_source())
+    assert not (tmp_path / "data" / "shakespeare_char" / "input.txt").exists()
+
+
+def test_the_published_size_splits_into_the_published_counts(tmp_path):
+    """shakespeare_char's 1,115,394 bytes give 1,003,854 training and 111,540 validation tokens (the README)."""
+    text = np.random.default_rng(1).integers(32, 97, data.SOURCES["shakespeare_char"].size, dtype=np.uint8).tobytes()
+    (tmp_path / "input.txt").write_bytes(text)
+    source = dataclasses.replace(data.SOURCES["shakespeare_char"], sha256=hashlib.sha256(text).hexdigest())
+    data.install_copy("shakespeare_char", tmp_path / "input.txt", tmp_path, source)
+    folder = data.prepare("shakespeare_char", tmp_path, source)
+    assert json.loads((folder / "meta.json").read_text())["tokens"] == {"train": 1_003_854, "val": 111_540}
+
+
+def test_the_cli_prepares_from_a_copy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(data.SOURCES, "shakespeare_char", excerpt_source())
+    data.main(["--data-dir", str(tmp_path), "--from-file", str(EXCERPT), "shakespeare_char"])
+    assert "train 82,804, val 9,201 tokens, vocabulary 61" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="Error: shakespeare_char: .* has 5 bytes"):
         (tmp_path / "short.txt").write_text("short")
         data.main(["--data-dir", str(tmp_path / "other"), "--from-file", str(tmp_path / "short.txt"),

@@ -234,9 +234,10 @@ def _tokenize(source: Source, download: Path, folder: Path) -> None:
     os.replace(part, folder / "meta.json")
 
 
-def install_copy(dataset: str, path: Path, data_dir: Path) -> Path:
-    """Put a copy of the dataset's download that you already have into the cache, after checking it."""
-    source = SOURCES[dataset]
+def install_copy(dataset: str, path: Path, data_dir: Path, source: Source | None = None) -> Path:
+    """Put a copy of the dataset's download that you already have into the cache, after checking it (against
+    `source`, by default the published file)."""
+    source = source or SOURCES[dataset]
     problem = _check_download(source, Path(path))
     if problem:
         raise DataUnavailable(f"{dataset}: {problem}", f"the published file is {source.url} ({_expected(source)})")
