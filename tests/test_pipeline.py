@@ -18,21 +18,6 @@ from tests.pipeline_script import script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 
-SETTINGS = """
-model = "fake/scripted"
-searchers_order = ["offline"]
-[searchers.offline]
-sources = ["nips*"]
-[reviewers.llm]
-ensemble = 2
-reflections = 2
-"""
-
-
-@pytest.fixture
-def configured(scientist_env):
-    Path("scientist.toml").write_text(SETTINGS)
-    return scientist_env
 
 
 def options(**overrides) -> RunOptions:

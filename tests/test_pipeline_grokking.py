@@ -4,7 +4,6 @@ sandbox (the baseline and two planned runs), the plot step, the paper compiled w
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,27 +17,12 @@ from tests.pipeline_script import script_full_run
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 pytest.importorskip("scientist_grokking", reason="needs the grokking plugin: pip install -e plugins/grokking")
 
-SETTINGS = """
-model = "fake/scripted"
-searchers_order = ["offline"]
-[searchers.offline]
-sources = ["nips*"]
-[reviewers.llm]
-ensemble = 2
-reflections = 2
-"""
-
 # two runs planned by the scripted model, a quarter of quick mode's 800 updates to keep the test short: a
 # shorter schedule and, on top of it, no weight decay
 PLAN = (("a shorter schedule of 200 updates", {"steps": 200}),
         ("no weight decay, 200 updates", {"weight_decay": 0.0, "steps": 200}))
 METRIC = "x_plus_y.final_val_acc"
 
-
-@pytest.fixture
-def configured(scientist_env):
-    Path("scientist.toml").write_text(SETTINGS)
-    return scientist_env
 
 
 def test_full_run_on_the_grokking_template(configured, plugin_host, fake_llm):

@@ -19,22 +19,8 @@ from scientist_core.sandbox import Limits, run
 from scientist_core.settings import load_settings
 from tests.pipeline_script import script_full_run
 
-SETTINGS = """
-model = "fake/scripted"
-searchers_order = ["offline"]
-[searchers.offline]
-sources = ["nips*"]
-[reviewers.llm]
-ensemble = 2
-reflections = 2
-"""
 METRIC = "shakespeare_char.best_val_loss"
 
-
-@pytest.fixture
-def configured(scientist_env):
-    Path("scientist.toml").write_text(SETTINGS)
-    return scientist_env
 
 
 def options(**overrides) -> RunOptions:

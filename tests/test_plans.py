@@ -21,27 +21,12 @@ from scientist_core.settings import load_settings
 from scientist_core.store import Store
 from tests.pipeline_script import script_full_run
 
-SETTINGS = """
-model = "fake/scripted"
-searchers_order = ["offline"]
-[searchers.offline]
-sources = ["nips*"]
-[reviewers.llm]
-ensemble = 1
-reflections = 1
-"""
-
 WIDER = {"Name": "wider_mlp", "Title": "Width of a small MLP", "Interestingness": 5, "Feasibility": 9,
          "Novelty": 4, "Experiment": "Double the hidden size and compare validation accuracy.",
          "Knobs": ["hidden_size"], "Code_change": ""}
 # numpy refuses a 10^7 x 10^7 weight matrix at once: a run that fails fast, with a clear stderr line
 TOO_WIDE = 10_000_000
 
-
-@pytest.fixture
-def configured(scientist_env):
-    Path("scientist.toml").write_text(SETTINGS)
-    return scientist_env
 
 
 def context(plugin_host, **options) -> RunContext:
