@@ -400,6 +400,29 @@ class Comparison:
     def improvement(self) -> bool:
         return self.better is True and self.clear is not False
 
+    @property
+    def worse(self) -> bool:
+        """Worse than the baseline, and not within 2 standard errors of it (a single seed's worse is worse)."""
+        return self.better is False and self.clear is not False and self.direction != "same"
+
+    @property
+    def proven(self) -> bool:
+        """An improvement by more than 2 combined standard errors: what a single seed can never show."""
+        return self.better is True and self.clear is True
+
+    def stated(self) -> str:
+        """This comparison in the words of code's own prose: "better" only when proven, a worse result plainly."""
+        if self.direction == "same":
+            return "the same as the baseline's at the precision shown"
+        if self.clear:
+            quality = {True: " (better)", False: " (worse)", None: ""}[self.better]
+            return f"{self.direction}{quality} than the baseline's by more than two standard errors"
+        if self.clear is False:
+            return f"{self.direction} than the baseline's but within two standard errors: no clear difference"
+        if self.better is False:
+            return f"{self.direction} (worse) than the baseline's, from a single seed"
+        return f"{self.direction} than the baseline's, from a single seed: no clear difference"
+
     def describe(self) -> str:
         if self.direction == "same":
             return "the same as the baseline at this precision"
@@ -428,6 +451,266 @@ def compare_with_baseline(value: ResultValue, results: Mapping[str, ResultValue]
     return Comparison(direction, clear, None if good is None else direction == good)
 
 
+# -- what code writes from the records ------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _setting_tex(value: Any) -> str:
+    """A knob's value as LaTeX: numbers as short as Python prints them, lists as their items."""
+    if isinstance(value, float):
+        return latex_escape(f"{value:g}")
+    if isinstance(value, list | tuple):
+        return latex_escape(", ".join(map(str, value)))
+    return latex_escape(str(value))
+
+
+def _and(items: Sequence[str]) -> str:
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def _words_of(name: str) -> str:
+    return latex_escape(name.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class KnobChange:
+    """One setting a run changed: from the baseline's value (None when the template does not say) to its own."""
+
+    name: str
+    before: Any
+    after: Any
+
+    @property
+    def direction(self) -> str:
+        """"raised" or "lowered" (numbers), "changed" (anything else), "set" (the baseline's value is unknown)."""
+        if self.before is None:
+            return "set"
+        if _is_number(self.before) and _is_number(self.after) and self.before != self.after:
+            return "raised" if self.after > self.before else "lowered"
+        return "changed"
+
+    def tex(self) -> str:
+        """"the learning rate (\\texttt{learning\\_rate}) raised from 0.0003 to 0.005"."""
+        what = f"the {_words_of(self.name)} (\\texttt{{{latex_escape(self.name)}}})"
+        if self.direction == "set":
+            return f"{what} set to {_setting_tex(self.after)}"
+        return f"{what} {self.direction} from {_setting_tex(self.before)} to {_setting_tex(self.after)}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """What code knows of one idea's experiments (the recorded runs, the template's settings, the machine), and
+    the parts of a paper it writes from that alone: every statement in them is a record or computed from one."""
+
+    runs: Sequence["RunRecord"]
+    recorded: Mapping[str, ResultValue]   # result_values(runs)
+    baseline: Mapping[str, Any]           # the template's knob values for the baseline
+    description: str                      # the template's description, plain text
+    fixed: Sequence[str] = ()             # knobs that define the measurement
+    quick: Sequence[str] = ()             # knobs the template's quick mode set for these runs
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def variants(self) -> list["RunRecord"]:
+        return sorted((run for run in self.runs if run.index != 0), key=lambda run: run.index)
+
+    @property
+    def subject(self) -> str:
+        """The experiment, from the template's description: "DDPM with an MLP denoiser on 2-D data (...)"."""
+        return self.description.split(";")[0].strip().rstrip(".") or "the template's experiment"
+
+    def changes(self, run: "RunRecord") -> list[KnobChange]:
+        return [KnobChange(name, self.baseline.get(name), value) for name, value in run.knob_changes.items()]
+
+    def knob_directions(self) -> dict[str, frozenset[str]]:
+        """Each changed knob and the ways the runs moved it (SectionRules.knob_directions)."""
+        directions: dict[str, set[str]] = {}
+        for run in self.variants:
+            for change in self.changes(run):
+                directions.setdefault(change.name, set()).add(change.direction)
+        return {name: frozenset(ways) for name, ways in directions.items()}
+
+    def _values(self) -> list[ResultValue]:
+        return [value for value in self.recorded.values() if not value.stderr]
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(value.dataset for value in self._values()))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(value.metric for value in self._values()))
+
+    @property
+    def has_stderrs(self) -> bool:
+        return any(value.stderr for value in self.recorded.values())
+
+    def comparisons(self, run: "RunRecord") -> list[tuple[ResultValue, Comparison]]:
+        """Each recorded mean of `run` with its comparison to the baseline's (where the baseline has one)."""
+        found = []
+        for value in self._values():
+            comparison = compare_with_baseline(value, self.recorded) if value.run == run.index else None
+            if comparison is not None:
+                found.append((value, comparison))
+        return found
+
+    # -- the parts of the paper ------------------------------------------------------------------------------
+
+    def title(self, idea_title: str = "") -> str:
+        """Plain text naming what was run; `idea_title` leads it (check it with title_is_supported first)."""
+        knobs = list(dict.fromkeys(name for run in self.variants for name in run.knob_changes))
+        changed = (_and([f"the {name.replace('_', ' ')}" for name in knobs]) if 0 < len(knobs) <= 3
+                   else f"{len(knobs)} settings" if knobs else "the code")
+        subject = re.sub(r"\s*\([^()]*\)", "", self.subject)
+        what = f"changing {changed} of {subject}"
+        return f"{idea_title}: {what}" if idea_title else what[0].upper() + what[1:]
+
+    def _changes_tex(self, run: "RunRecord") -> str:
+        parts = [change.tex() for change in self.changes(run)]
+        if run.code_changed:
+            parts.append(f"its code changed, described as ``{latex_escape(run.description)}''")
+        return _and(parts) if parts else "nothing recorded"
+
+    def abstract(self) -> str:
+        changes = "; ".join(f"{self._changes_tex(run)}" for run in self.variants) or "nothing"
+        verdicts = [comparison for run in self.variants for _, comparison in self.comparisons(run)]
+        better = sum(c.proven for c in verdicts)
+        worse = sum(c.worse for c in verdicts)
+        seeds = "" if self.has_stderrs else "; every run used a single seed, without standard errors"
+        return (f"We take {latex_escape(self.subject)} and report {len(self.variants)} variant(s) of it, with "
+                f"{changes}. Each variant is compared with the unchanged baseline on {len(self.datasets)} "
+                f"dataset(s) by {_and([_words_of(m) for m in self.metrics] or ['nothing'])}. Of the {len(verdicts)} "
+                f"comparisons, {better} are better than the baseline by more than two standard errors, {worse} are "
+                f"worse, and {len(verdicts) - better - worse} show no clear difference{seeds}.\n")
+
+    def introduction(self) -> str:
+        return (f"The starting point of this study is {latex_escape(self.subject)}; its baseline is that experiment "
+                f"with the template's default settings. This paper reports {len(self.variants)} variant(s) of it, each "
+                "compared with the baseline: Section~\\ref{sec:method} lists what each variant changed, "
+                "Section~\\ref{sec:experimental} describes the data, the metrics and the machine, and "
+                "Section~\\ref{sec:results} gives the comparisons.\n")
+
+    def method(self) -> str:
+        items = [f"\\item \\emph{{{latex_escape(run_label(run))}}}: {self._changes_tex(run)}." for run in self.variants]
+        return ("Every variant starts from the baseline and changes only what is listed here; the data, the "
+                "evaluation and every other setting stay as in the baseline.\n"
+                "\\begin{itemize}\n" + "\n".join(items or ["\\item no variant was run."]) + "\n\\end{itemize}\n")
+
+    def _seeds(self) -> str:
+        count = next((self.baseline[name] for name in ("num_seeds", "n_seeds", "seeds")
+                      if _is_number(self.baseline.get(name))), None)
+        errors = "the results are means with their standard errors" if self.has_stderrs else \
+            "no standard error was recorded"
+        if count is not None:
+            return f"Each run trains {count} seed(s) per dataset; {errors}."
+        seed = f" (seed {self.baseline['seed']})" if _is_number(self.baseline.get("seed")) else ""
+        return f"Each run trains {'several seeds' if self.has_stderrs else 'one model'} per dataset{seed}; {errors}."
+
+    def _settings_tex(self, names: Sequence[str]) -> str:
+        return _and([f"\\texttt{{{latex_escape(n)}}}={_setting_tex(self.baseline[n])}" for n in names
+                     if n in self.baseline])
+
+    def setup(self) -> str:
+        directions = [f"{_words_of(m)} ({better_direction(m)} is better)" if better_direction(m) else _words_of(m)
+                      for m in self.metrics]
+        lines = [f"The template's experiment is {latex_escape(self.description.rstrip('.'))}.",
+                 f"Every run is evaluated on the {_and([latex_escape(d) for d in self.datasets] or ['no'])} "
+                 f"dataset(s), by {_and(directions or ['nothing'])}.", self._seeds()]
+        fixed = self._settings_tex([name for name in self.fixed if name not in self.quick])
+        if fixed:
+            lines.append(f"The settings that define the measurement are the same in every run: {fixed}.")
+        quick = self._settings_tex(self.quick)
+        if quick:
+            lines.append(f"Every run uses the template's quick mode, which shortens it: {quick}.")
+        lines.append(self._machine())
+        return " ".join(lines) + "\n"
+
+    def _machine(self) -> str:
+        macros = env_macros(self.facts)
+        hardware = [text for macro, text in (("EnvCPU", "a \\EnvCPU{} CPU"), ("EnvCores", "\\EnvCores{} cores"),
+                                             ("EnvRAM", "\\EnvRAM{} of memory"), ("EnvGPU", "GPU: \\EnvGPU{}"))
+                    if macro in macros]
+        software = [f"{name} \\{macro}{{}}" for macro, name in (("EnvPython", "Python"), ("EnvNumpy", "NumPy"),
+                                                               ("EnvTorch", "PyTorch")) if macro in macros]
+        return (f"All runs used one machine ({', '.join(hardware) or 'not recorded'})"
+                f"{'; software: ' + ', '.join(software) if software else ''}.")
+
+    def results(self, figure_labels: Sequence[str] = ()) -> str:
+        shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""
+        figures = f"; {shown} {'shows' if len(figure_labels) == 1 else 'show'} the runs as plotted" if shown else ""
+        opening = (f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result{figures}. Here each variant is "
+                   "compared with the baseline, metric by metric; a difference counts as clear only when it exceeds "
+                   "two combined standard errors.")
+        if not self.has_stderrs:
+            opening += " No run recorded a standard error, so none of the differences below is a clear one."
+        return "\n\n".join([opening, *(self._run_results(run) for run in self.variants)]) + "\n"
+
+    def _run_results(self, run: "RunRecord") -> str:
+        sentences = [f"\\paragraph{{The \\emph{{{latex_escape(run_label(run))}}} variant.}}"]
+        by_metric: dict[str, dict[str, list[str]]] = {}
+        for value, comparison in self.comparisons(run):
+            base = f"run0.{value.key.split('.', 1)[1]}"
+            by_metric.setdefault(value.metric, {}).setdefault(comparison.stated(), []).append(
+                f"{latex_escape(value.dataset)} (\\result{{{value.key}}} against \\result{{{base}}})")
+        for metric, groups in by_metric.items():
+            clauses = [f"on {_and(where)} it was {stated}" for stated, where in groups.items()]
+            sentences.append(f"For its {_words_of(metric)}: {'; '.join(clauses)}.")
+        if len(sentences) == 1:
+            sentences.append("No result of it can be compared with the baseline's.")
+        return " ".join(sentences)
+
+    def limitations(self) -> str:
+        seeds = "" if self.has_stderrs else ", each trained with a single seed"
+        quick = " in the template's shortened quick mode" if self.quick else ""
+        return (f"The evidence is limited: {len(self.variants)} variant(s) of one experiment on "
+                f"{len(self.datasets)} dataset(s){seeds}{quick}; it says nothing about other models or data.\n")
+
+    def conclusion(self) -> str:
+        sentences = []
+        for run in self.variants:
+            found = self.comparisons(run)
+            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.proven]
+            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.worse]
+            parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
+                ([f"was worse in {_and(worse)}"] if worse else [])
+            verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline"
+            sentences.append(f"The \\emph{{{latex_escape(run_label(run))}}} variant {verdict}.")
+        return " ".join(sentences or ["No variant was run."]) + "\n"
+
+
+def related_work_sentence(key: str, title: str) -> str:
+    """Code's sentence on a reference, from its metadata alone."""
+    return f"\\citet{{{key}}} studied \\emph{{{latex_escape(title)}}}."
+
+
+_TITLE_FILLER = frozenset({"with", "from", "into", "over", "under", "using", "towards", "toward", "when", "does",
+                           "study", "studies", "effect", "effects", "impact", "role", "analysis", "their", "through"})
+
+
+def title_is_supported(title: str, records: str) -> bool:
+    """Whether every content word of `title` (a model's) begins like a word of `records` (the template's texts,
+    the knobs, the datasets and metrics) and it claims no improvement: "Improving DDPM on 3D Point Clouds" is not."""
+    known = {word.replace("-", "") for word in re.findall(r"[a-z0-9][a-z0-9-]*", records.lower())}
+    for word in re.findall(r"[a-z0-9][a-z0-9-]*", title.lower()):
+        word = word.replace("-", "")
+        if _CLAIM.fullmatch(word):
+            return False
+        if any(char.isdigit() for char in word):
+            if word not in known:
+                return False
+        elif len(word) >= 4 and word not in _TITLE_FILLER and not any(_same_stem(word, other) for other in known):
+            return False
+    return True
+
+
+def _same_stem(word: str, other: str) -> bool:
+    """"rates" and "rate", "step" and "steps", "clouds" and "cloud": the same first 4 or 5 letters."""
+    n = min(5, len(word), len(other))
+    return n >= 4 and word[:n] == other[:n]
+
+
 # -- checking a model's LaTeX ------------------------------------------------------------------------------
 
 @dataclass
@@ -440,6 +723,16 @@ class SectionRules:
     run_names: Mapping[int, str] = field(default_factory=dict)
     allowed_numbers: set[float] = field(default_factory=set)
     facts: Mapping[str, str] = field(default_factory=dict)
+    # which way the runs moved each knob they changed: "raised", "lowered", "changed" (Study.knob_directions)
+    knob_directions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # word n-grams of the instructions sent to the model, which the paper may not repeat (prompt_ngrams)
+    prompt_ngrams: frozenset[tuple[str, ...]] = frozenset()
+    # terms mixing letters and digits ("2d", "l2") that the records use (record_terms); None: not checked
+    terms: frozenset[str] | None = None
+    # the terms of each reference's metadata, which a sentence citing it may use too
+    cited_terms: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # a difference without standard errors (a single seed) is never an improvement
+    require_stderrs: bool = False
 
     def run_phrase(self, index: int) -> str:
         """LaTeX naming run `index` in prose (replaces "Run 2")."""
@@ -720,6 +1013,10 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
     problems += _number_problems(text, prose, rules)
     problems += _spin_problems(text, stripped, rules)
     problems += _repeated_sentences(text, stripped)
+    problems += _markdown_problems(text, stripped)
+    problems += _prompt_problems(text, stripped, rules)
+    problems += _knob_problems(text, stripped, rules)
+    problems += _term_problems(text, stripped, rules)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
         if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
@@ -757,7 +1054,7 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
     for match in _RESULT.finditer(stripped):
         value = rules.results.get(match.group(1).strip())
         comparison = compare_with_baseline(value, rules.results) if value else None
-        if comparison is None or comparison.better is None or comparison.improvement:
+        if comparison is None or comparison.better is None or _improves(comparison, rules):
             continue
         start, end = _sentence_bounds(stripped, match.start(), match.end())
         if (start, end) in seen:
@@ -767,7 +1064,7 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
             continue
         keys = [m.group(1).strip() for m in _RESULT.finditer(stripped[start:end])]
         others = [rules.results[k] for k in keys if k in rules.results]
-        if any((c := compare_with_baseline(v, rules.results)) is not None and c.improvement for v in others):
+        if any((c := compare_with_baseline(v, rules.results)) is not None and _improves(c, rules) for v in others):
             continue  # the sentence also cites a real improvement: the claim may be about that one
         seen.add((start, end))
         name = rules.run_names.get(value.run, f"run {value.run}")
@@ -775,6 +1072,10 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
                                 f"{value.dataset} of the run '{name}' as an improvement, but it is "
                                 f"{comparison.describe()}; say plainly what the numbers show", *match.span()))
     return problems
+
+
+def _improves(comparison: Comparison, rules: SectionRules) -> bool:
+    return comparison.proven if rules.require_stderrs else comparison.improvement
 
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
@@ -795,6 +1096,146 @@ def _repeated_sentences(text: str, stripped: str, min_words: int = 6) -> list[Pr
             problems.append(Problem("repeated", f"line {_line_of(text, start)}: this sentence repeats an earlier one "
                                     "word for word; say each thing once", start, end))
         seen.add(key)
+    return problems
+
+
+# a sentence of prose: a full stop inside a number or a key (blanked by _prose) does not end it
+_PROSE_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\s.!?]))+[.!?]*")
+_WORD = re.compile(r"[a-z0-9]+")
+PROMPT_NGRAM = 5
+
+
+def _prose_sentences(stripped: str) -> Iterable[tuple[int, int, list[str]]]:
+    """(start, end, words) of each sentence of `stripped`'s prose, from its first character to the last before its
+    full stop; words lowercased, without LaTeX commands."""
+    prose = _prose(stripped)
+    for match in _PROSE_SENTENCE.finditer(prose):
+        words = _WORD.findall(match.group().lower())
+        if words:
+            sentence = match.group()
+            start = match.start() + len(sentence) - len(sentence.lstrip())
+            yield start, match.start() + len(sentence.rstrip(".!? \t")), words
+
+
+def _ngrams(words: Sequence[str], n: int = PROMPT_NGRAM) -> list[tuple[str, ...]]:
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+_QUOTED = re.compile(r'"[^"\n]{1,100}"')
+
+
+def word_ngrams(text: str) -> set[tuple[str, ...]]:
+    """The word n-grams of `text`'s prose (quoted examples left out), for SectionRules.prompt_ngrams: those of
+    the prompts sent to a model, less those of the facts they carried (the paper may restate facts)."""
+    return set(_ngrams(_WORD.findall(_prose(_QUOTED.sub(" ", text)).lower())))
+
+
+def _prompt_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """Sentences that copy the instructions or the listings of the prompt ("write the macros, not their values",
+    "References you may cite: ..."): small models recite what they were given."""
+    problems = []
+    for start, end, words in _prose_sentences(stripped):
+        copied = next((gram for gram in _ngrams(words) if gram in rules.prompt_ngrams), None)
+        if copied:
+            problems.append(Problem("prompt_text", f"line {_line_of(text, start)}: this sentence copies the "
+                                    f"instructions given to you (\"{' '.join(copied)}\"); write the paper's own text",
+                                    start, end))
+    return problems
+
+
+_MD_TABLE = re.compile(r"^[ \t]*\|.*\|[ \t]*$|^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$",
+                       re.MULTILINE)
+_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S.*$", re.MULTILINE)
+_MD_FENCE = re.compile(r"^[ \t]*```.*$", re.MULTILINE)
+_MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+(\S.*)$", re.MULTILINE)
+_MD_LIST = re.compile(r"(?:^[ \t]*[-*+][ \t]+\S.*(?:\n|$))+", re.MULTILINE)
+_MARKDOWN = ((_MD_TABLE, "a Markdown table row (code places the results table: refer to it with \\ref)"),
+             (_MD_HEADING, "a Markdown heading (use \\subsection, or nothing)"),
+             (_MD_FENCE, "a Markdown code fence"),
+             (_MD_BULLET, "a Markdown bullet (use itemize)"))
+
+
+def _markdown_problems(text: str, stripped: str) -> list[Problem]:
+    return [Problem("markdown", f"line {_line_of(text, match.start())}: {what} is Markdown, not LaTeX",
+                    *match.span())
+            for pattern, what in _MARKDOWN for match in pattern.finditer(stripped)]
+
+
+def _markdown_to_latex(text: str) -> str:
+    """Markdown in a LaTeX section made LaTeX: bullets become itemize; tables, headings and fences go."""
+    for pattern in (_MD_TABLE, _MD_HEADING, _MD_FENCE):
+        text = pattern.sub("", text)
+    text = _collapse_blank_lines(text)
+
+    def itemize(match: re.Match) -> str:
+        items = [f"\\item {bullet.group(1)}" for bullet in _MD_BULLET.finditer(match.group())]
+        return "\\begin{itemize}\n" + "\n".join(items) + "\n\\end{itemize}\n"
+
+    return _MD_LIST.sub(itemize, text)
+
+
+_UP = re.compile(r"increas\w*|rais\w*|rose|higher|larger|bigger|doubl\w*|grow\w*|grew|longer|wider|deeper|more")
+_DOWN = re.compile(r"decreas\w*|lower\w*|reduc\w*|smaller|fewer|less|halv\w*|shr[ai]nk\w*|shorter|narrower|"
+                   r"shallower|cut\w*|drop\w*")
+_AUXILIARY = frozenset({"was", "were", "is", "are", "has", "have", "had", "been", "be", "being", "then", "also"})
+WINDOW = 3
+
+
+def _claimed_direction(words: Sequence[str], start: int, end: int) -> str | None:
+    """"raised" or "lowered": what the words next to words[start:end] (a knob's name) say was done to it; the
+    nearest word before wins ("decreasing the learning rate increased the loss"), then the words after."""
+    after = [w for w in words[end:end + WINDOW + 2] if w not in _AUXILIARY][:WINDOW]
+    for word in [*reversed(words[max(0, start - WINDOW):start]), *after]:
+        if _UP.fullmatch(word):
+            return "raised"
+        if _DOWN.fullmatch(word):
+            return "lowered"
+    return None
+
+
+def _knob_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """Sentences saying a knob went the way no run moved it ("decreased the learning rate" when it rose)."""
+    problems = []
+    for start, end, words in _prose_sentences(stripped):
+        for knob, directions in rules.knob_directions.items():
+            if directions - {"raised", "lowered"}:
+                continue  # a knob that is not a number, or whose baseline is unknown, has no direction
+            name = _WORD.findall(knob.lower())
+            for i in range(len(words) - len(name) + 1):
+                claimed = _claimed_direction(words, i, i + len(name)) if words[i:i + len(name)] == name else None
+                if claimed and claimed not in directions:
+                    done = " and ".join(sorted(directions))
+                    problems.append(Problem("knob_direction", f"line {_line_of(text, start)}: this sentence says "
+                                            f"{knob} was {claimed}, but the runs {done} it; say what was done",
+                                            start, end))
+                    break
+    return problems
+
+
+_TERM = re.compile(r"(?<![\w\\-])(?=[A-Za-z-]*\d)(?=[\d-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w-])")
+_MATH = re.compile(r"(?<!\\)\$[^$]*\$")
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
+
+
+def record_terms(texts: Iterable[str]) -> frozenset[str]:
+    """The terms mixing letters and digits ("2-D", "L2", "CIFAR-10") of `texts`, lowercased without hyphens."""
+    return frozenset(match.group().lower().replace("-", "") for text in texts for match in _TERM.finditer(text))
+
+
+def _term_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """Terms like "3D", "CIFAR-10" or "ResNet-50" that nothing recorded mentions, nor a reference the sentence
+    cites: data, models or dimensions the experiments never had."""
+    if rules.terms is None:
+        return []
+    prose = _mask(_prose(stripped), [m.span() for m in _MATH.finditer(stripped)])
+    problems = []
+    for start, end, _ in _prose_sentences(stripped):
+        known = rules.terms.union(*(rules.cited_terms.get(key, ()) for key in cited_keys(stripped[start:end])))
+        problems += [Problem("unsupported_term", f"line {_line_of(text, match.start())}: \"{match.group()}\" "
+                             "appears nowhere in the records of these experiments or the references cited; state "
+                             "only what was run", *match.span())
+                     for match in _TERM.finditer(prose, start, end)
+                     if match.group().lower().replace("-", "") not in known and not _ORDINAL.fullmatch(match.group())]
     return problems
 
 
@@ -823,6 +1264,9 @@ def _command_problems(stripped: str, text: str) -> list[Problem]:
 
 # -- repairing by code -------------------------------------------------------------------------------------
 
+_BLOCK_LINE = re.compile(r"[ \t]*(?:\\(?:item|begin|end)\b|[-*+|#][ \t])")
+
+
 def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """The sentence around text[start:end]: from after the previous sentence end or paragraph break to the
     end of the sentence holding `end` (its trailing space included)."""
@@ -832,16 +1276,17 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
         word = re.search(r"([A-Za-z.]+)$", text[max(0, i - 12):i])
         return not (word and word.group(1).lower().rstrip(".") in ABBREVIATIONS)
 
+    def paragraph_or_item(i: int) -> bool:  # text[i:] starts a paragraph, a list item or an environment line
+        return text[i - 1] == "\n" and (text[i - 2:i - 1] == "\n" or bool(_BLOCK_LINE.match(text, i)))
+
     left = start
     while left > 0:
-        if text[left - 1] == "\n" and left >= 2 and text[left - 2] == "\n":
-            break
-        if is_end(left - 1):
+        if is_end(left - 1) or paragraph_or_item(left):
             break
         left -= 1
     right = max(end, start)
     while right < len(text):
-        if text[right] == "\n" and right + 1 < len(text) and text[right + 1] == "\n":
+        if text[right] == "\n" and (text.startswith("\n", right + 1) or _BLOCK_LINE.match(text, right + 1)):
             break
         if is_end(right):
             right += 1
@@ -864,7 +1309,15 @@ def _remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
             merged.append([left, right])
     for left, right in reversed(merged):
         text = text[:left] + text[right:]
-    return text
+    return _collapse_blank_lines(_EMPTY_LIST.sub("", text))
+
+
+_EMPTY_LIST = re.compile(r"\\begin\{(itemize|enumerate)\}\s*\\end\{\1\}")
+
+
+def _collapse_blank_lines(text: str) -> str:
+    """One blank line where removed text left several."""
+    return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text)
 
 
 def _skip_group(text: str, pos: int, open_: str, close: str) -> int:
@@ -930,12 +1383,16 @@ def _remove_environments(text: str, names: Iterable[str]) -> str:
 def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     """`text` with the problems of check_section removed by code, and what was done (one line each).
 
-    Forbidden commands and environments are deleted, \\section becomes \\subsection, unknown citation keys are
-    dropped, "Run 2" becomes the run's name, a typed number that writes exactly one recorded result becomes its
-    \\result, bare `_ ^ # &` are escaped, and sentences with unknown \\result keys or labels, other typed numbers,
-    hardware claims, a worse result called an improvement, or said before in the section are deleted. If the text is still unbalanced it
-    becomes plain text (plain_text_section)."""
+    Markdown becomes LaTeX (bullets) or goes (tables, headings, fences), forbidden commands and environments are
+    deleted, \\section becomes \\subsection, unknown citation keys are dropped, "Run 2" becomes the run's name, a
+    typed number that writes exactly one recorded result becomes its \\result, bare `_ ^ # &` are escaped, and
+    sentences with unknown \\result keys or labels, other typed numbers, hardware claims, a worse result called an
+    improvement, text said before in the section or copied from the prompt, a knob said to move the wrong way, or
+    terms nothing recorded are deleted. If the text is still unbalanced it becomes plain text (plain_text_section)."""
     done: list[str] = []
+    if _markdown_problems(text, text):
+        text = _markdown_to_latex(text)
+        done.append("turned Markdown into LaTeX (bullets into itemize; tables, headings and fences removed)")
     escaped_percent = _PERCENT_COMMENT.sub(r"\1\\%", text)
     if escaped_percent != text:
         done.append("escaped % after numbers")
@@ -999,7 +1456,8 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
         done.append(f"replaced {replaced} typed result(s) with \\result")
 
     # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims, spin
-    kinds = {"unknown_result", "unknown_label", "hardware", "spin", "repeated"}
+    kinds = {"unknown_result", "unknown_label", "hardware", "spin", "repeated", "prompt_text", "knob_direction",
+             "unsupported_term"}
     if doomed:
         # positions moved with the replacements above: find the typed numbers again
         doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]
@@ -1007,7 +1465,8 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     if doomed:
         text = _remove_sentences(text, doomed)
         done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims, "
-                    "a worse result called an improvement, or said before")
+                    "a worse result called an improvement, said before, copied from the prompt, a knob moved the "
+                    "wrong way, or terms nothing recorded")
 
     # bare specials in text
     specials = _text_specials(text)
@@ -1057,7 +1516,7 @@ def plain_text_section(text: str, rules: SectionRules | None = None) -> str:
     paragraphs = []
     for paragraph in re.split(r"\n\s*\n", text):
         if paragraph.strip():
-            paragraphs.append(" ".join(_to_text(paragraph).split()))
+            paragraphs.append(re.sub(r"^[-*+] ", "", " ".join(_to_text(paragraph).split())))  # no Markdown bullet
     escaped = "\n\n".join(latex_escape(p) for p in paragraphs if p)
     escaped = _NON_ASCII.sub("", escaped)
 
@@ -1071,7 +1530,7 @@ def plain_text_section(text: str, rules: SectionRules | None = None) -> str:
         doomed = [(p.start, p.end) for p in check_section(restored, rules)
                   if p.kind in ("typed_number", "hardware", "run_label")]
         restored = _remove_sentences(restored, doomed) if doomed else restored
-    return (restored.strip() or "This section could not be typeset.") + "\n"
+    return restored.strip() + "\n" if restored.strip() else ""  # an empty section is left out of the paper
 
 
 def _to_text(latex: str) -> str:
@@ -1099,3 +1558,44 @@ def numbers_of(values: Iterable[Any]) -> set[float]:
         elif isinstance(value, list | tuple | set):
             found |= numbers_of(value)
     return found
+
+
+# -- across sections ---------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\\(?:result|cite[a-zA-Z]*|ref)\s*\{[^{}]*\}|[A-Za-z0-9]+")
+REPEAT_SIMILARITY = 0.6
+
+
+def _gist(sentence: str) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """A sentence's word pairs, and the results it cites: the same words about other results say something else."""
+    tokens = [token.lower() for token in _TOKEN.findall(sentence)]
+    return frozenset(zip(tokens, tokens[1:])), frozenset(m.group(1).strip() for m in _RESULT.finditer(sentence))
+
+
+def _repeats(gist: tuple[frozenset, frozenset], other: tuple[frozenset, frozenset]) -> bool:
+    (pairs, results), (other_pairs, other_results) = gist, other
+    return results == other_results and len(pairs & other_pairs) >= REPEAT_SIMILARITY * len(pairs | other_pairs)
+
+
+def drop_repeats(texts: Sequence[str], min_words: int = 6) -> tuple[list[str], int]:
+    """`texts` (parts of one paper, the one to keep first) without the sentences that nearly repeat a sentence of
+    an earlier part (the same results, and word pairs with a Jaccard similarity from REPEAT_SIMILARITY up), and
+    how many went."""
+    seen: list[tuple[frozenset, frozenset]] = []
+    kept: list[str] = []
+    dropped = 0
+    for text in texts:
+        stripped = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+        mine, doomed = [], []
+        for start, end, words in _prose_sentences(stripped):
+            gist = _gist(stripped[start:end])
+            if len(words) < min_words:
+                continue
+            if any(_repeats(gist, other) for other in seen):
+                doomed.append((start, end))
+            else:
+                mine.append(gist)
+        seen += mine
+        kept.append(normalize_text(_remove_sentences(text, doomed)) if doomed else text)
+        dropped += len(doomed)
+    return kept, dropped

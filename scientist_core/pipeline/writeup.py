@@ -21,18 +21,19 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from scientist_core.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_core.chat import StructuredOutputError
 from scientist_core.models import CompileResult, Idea, Message, Paper
 from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS,
-                                        TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, body_tex, check_section,
-                                        cited_keys, compare_with_baseline, env_macros, figure_tex, labels_in, latex_escape, machine_facts,
-                                        meta_tex, normalize_text, numbers_of, plain_text_section, repair_section,
-                                        result_values, results_table_tex, run_label)
+                                        TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, Study, body_tex,
+                                        check_section, cited_keys, compare_with_baseline, drop_repeats, env_macros,
+                                        figure_tex, labels_in, machine_facts, meta_tex, normalize_text, numbers_of,
+                                        plain_text_section, record_terms, related_work_sentence, repair_section,
+                                        result_values, results_table_tex, run_label, title_is_supported, word_ngrams)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
 
 __all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
@@ -48,6 +49,8 @@ SEARCH_LIMIT = 10
 MAX_ISSUES_SHOWN = 12
 MIN_SECTION_CHARS = 40
 ABSTRACT = "abstract"
+PIECE_MAX_TOKENS = 400   # a piece is 2-4 sentences; a cap on small models that go on reciting
+MAX_RELATED = 8          # references the Related Work of the structured style discusses
 
 _SKELETON_NEEDS = ((r"\input{generated/meta}", re.compile(r"\\input\s*\{\s*generated/meta(?:\.tex)?\s*\}")),
                    (r"\input{generated/body}", re.compile(r"\\input\s*\{\s*generated/body(?:\.tex)?\s*\}")),
@@ -124,6 +127,32 @@ class CitationChoice(BaseModel):
     indices: list[int] = Field(description="numbers of the results to cite; empty for none")
 
 
+# The structured style's pieces: short, each checked on its own; code writes the rest of the paper.
+
+class Motivation(BaseModel):
+    latex: str = Field(description="2 to 4 sentences of LaTeX: the problem and why these changes could matter")
+
+
+class Background(BaseModel):
+    latex: str = Field(description="2 to 4 sentences of LaTeX: the concepts a reader needs")
+
+
+class Interpretation(BaseModel):
+    latex: str = Field(description="2 to 4 sentences of LaTeX: what the computed comparisons suggest")
+
+
+class NextSteps(BaseModel):
+    latex: str = Field(description="1 to 3 sentences of LaTeX: what to try next")
+
+
+def related_work_schema(keys: list[str]) -> type[BaseModel]:
+    """RelatedWork: one sentence per reference, its key chosen from `keys` (a JSON enum)."""
+    cited = create_model("CitedSentence", key=(Literal[tuple(keys)], Field(description="the reference's key")),
+                         sentence=(str, Field(description="one sentence of LaTeX: what the reference did and how "
+                                                          "these runs relate to it")))
+    return create_model("RelatedWork", sentences=(list[cited], Field(description="one item per reference")))
+
+
 # -- prompts ------------------------------------------------------------------------------------------
 
 RULES = r"""You are writing a research paper in LaTeX about experiments that have already been run. Rules:
@@ -168,10 +197,41 @@ REFLECT = ("Criticise your {what}, then rewrite it. Check that every statement a
            "padded.")
 
 
+PIECE_RULES = r"""You write short parts of a research paper in LaTeX about experiments that have already been run;
+code writes the rest of the paper from the records. Rules:
+1. Plain LaTeX prose only: no lists, tables, headings, Markdown, \section or figures.
+2. Type no numbers and do not repeat the settings or comparisons code wrote: build on them.
+3. State only what the records say was run. A worse or unclear result is said plainly, never called an
+   improvement; a difference from a single seed is not a clear one.
+4. Cite only with \citep{KEY} or \citet{KEY} and the keys listed."""
+
+# name of the piece, its schema, what it asks for
+PIECES: tuple[tuple[str, type[BaseModel], str], ...] = (
+    ("motivation", Motivation, "Write the opening of the Introduction: the problem these runs address and why "
+                               "their changes could matter, in 2 to 4 sentences. No results."),
+    ("background", Background, "Write the Background section: the concepts a reader needs to follow the method, "
+                               "in 2 to 4 sentences, citing the references listed where they fit."),
+    ("interpretation", Interpretation, "Interpret the comparisons code wrote, in 2 to 4 sentences: what they "
+                                       "suggest and why, saying plainly where a variant was worse or made no clear "
+                                       "difference."),
+    ("next-steps", NextSteps, "Say what to try next, given these results, in 1 to 3 sentences."),
+)
+RELATED_TASK = ("For each reference listed, write one sentence: what it did and how these runs relate to it. Give "
+                "the reference's key with each sentence.")
+
+# what each section of the structured style is made of, in order: code's parts and the model's pieces
+STRUCTURED_LAYOUT: dict[str, tuple[str, ...]] = {
+    ABSTRACT: ("abstract",), "introduction": ("motivation", "opening"), "related-work": ("related-work",),
+    "background": ("background",), "method": ("method",), "experimental-setup": ("setup",),
+    "results": ("results", "interpretation", "limitations"), "conclusion": ("summary", "next-steps"),
+}
+
+
 def _heading(name: str) -> str:
     if name == ABSTRACT:
         return "abstract"
-    return next(section.heading for section in SECTIONS if section.name == name) + " section"
+    return next((section.heading + " section" for section in SECTIONS if section.name == name),
+                name.replace("-", " "))
 
 
 def _bullets(lines: list[str]) -> str:
@@ -264,6 +324,11 @@ class _Writer:
         self.figures: list[tuple[str, str, str]] = []  # (file in latex/, caption, label)
         self.fix_rounds_used = 0
         self._allowed_numbers: set[float] = set()
+        self.structured = ctx.options.writeup == "structured"
+        self.baseline: dict[str, Any] = {}
+        self.study: Study  # what code knows of the runs, once prepared
+        self.sent: set[str] = set()                  # every prompt sent to the model
+        self._said: set[tuple[str, ...]] = set()     # their word n-grams
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -304,16 +369,23 @@ class _Writer:
             self.main = BUILTIN_MAIN
         (self.latex_dir / GENERATED_DIR).mkdir(exist_ok=True)
         self._place_figures()
+        self.baseline = self._baseline_knobs()
+        template = self.ctx.template
+        self.study = Study(self.runs, self.results, self.baseline, template.description,
+                           fixed=[name for name in self.baseline if name in template.fixed_knobs],
+                           quick=list(template.quick_knobs) if self.ctx.options.quick else [], facts=self.facts)
         self._allowed_numbers = self._settings_numbers()
+
+    def _baseline_knobs(self) -> dict[str, Any]:
+        try:
+            return self.ctx.template.knobs(quick=self.ctx.options.quick).model_dump()
+        except Exception:  # a template whose knobs cannot be built here still gets its paper
+            return {}
 
     def _settings_numbers(self) -> set[float]:
         """Numbers prose may state: the runs' settings (knob changes, the template's defaults, run names)."""
-        allowed = numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
-        try:
-            allowed |= numbers_of(self.ctx.template.knobs(quick=self.ctx.options.quick).model_dump().values())
-        except Exception:  # a template whose knobs cannot be built here still gets its paper
-            pass
-        return allowed
+        return (numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
+                | numbers_of(self.baseline.values()))
 
     def _read_template_bibliography(self) -> None:
         """The template's own references.bib: entries its skeleton may cite, and the model too."""
@@ -353,7 +425,32 @@ class _Writer:
             labels |= labels_in(text)
         return SectionRules(results=self.results, cite_keys=set(self.references) | set(self.template_entries),
                             labels=labels, run_names={run.index: run_label(run) for run in self.runs},
-                            allowed_numbers=self._allowed_numbers, facts=self.facts)
+                            allowed_numbers=self._allowed_numbers, facts=self.facts,
+                            knob_directions=self.study.knob_directions(),
+                            prompt_ngrams=frozenset(self._said.difference(*map(word_ngrams, self._facts_told()))),
+                            terms=record_terms(self._records()),
+                            cited_terms={key: record_terms([description]) for key, _, description in self._citable()},
+                            require_stderrs=self.structured)
+
+    def _records(self) -> list[str]:
+        """What the template and the recorded runs say of the experiments: the words a title may use."""
+        try:
+            task = self.ctx.template.prompt().get("task_description", "")
+        except Exception:  # a template without prompt.json still gets its paper
+            task = ""
+        return [self.ctx.template.description, task, " ".join(self.baseline), json.dumps(self.baseline),
+                " ".join(self.study.datasets), " ".join(self.study.metrics), *self.facts.values()]
+
+    def _facts_told(self) -> list[str]:
+        """The facts the prompts carried, which the paper may restate: the idea, the runs, their comparisons, the
+        references, the figures, the machine, and the paper's own text so far."""
+        comparisons = [comparison.describe() for value in self.results.values()
+                       if (comparison := compare_with_baseline(value, self.results))]
+        runs = [f"{run_label(run)} {run.description} {json.dumps(run.knob_changes)}" for run in self.runs]
+        code = self.code_parts().values() if self.structured else ()
+        return [self.idea.title, self.idea.experiment, self.title, self.feedback or "", *self.texts.values(), *code,
+                *self.previous.values(), *runs, *comparisons, *(caption for _, caption, _ in self.figures),
+                *(description for _, _, description in self._citable()), *self.facts.values()]
 
     def _comparison(self, value: ResultValue) -> str:
         comparison = compare_with_baseline(value, self.results)
@@ -390,29 +487,31 @@ class _Writer:
         citable = self._citable()
         if citable:
             lines += ["", "References you may cite (\\citep{KEY} or \\citet{KEY}; no other keys):"]
-            lines += [f"- {key}: {description}" for key, description in citable]
+            lines += [f"- {key}: {description}" for key, _, description in citable]
         else:
             lines += ["", "There are no references to cite: use no \\cite commands."]
         return "\n".join(lines)
 
-    def _citable(self) -> list[tuple[str, str]]:
+    def _citable(self) -> list[tuple[str, str, str]]:
+        """(key, title, description) of each reference the paper may cite: the searched ones first."""
         items = []
         for key, paper in self.references.items():
             authors = ", ".join(paper.authors[:2]) + (" et al." if len(paper.authors) > 2 else "")
             abstract = f" {paper.abstract[:200]}" if paper.abstract else ""
-            items.append((key, f"{paper.title} ({authors}, {paper.year or 'n.d.'}).{abstract}"))
+            items.append((key, paper.title, f"{paper.title} ({authors}, {paper.year or 'n.d.'}).{abstract}"))
         for key, entry in self.template_entries.items():
             if key not in self.references:
-                items.append((key, f"{latex_to_text(entry.get('title'))} ({entry.get('year') or 'n.d.'})"))
+                title = latex_to_text(entry.get("title"))
+                items.append((key, title, f"{title} ({entry.get('year') or 'n.d.'})"))
         return items
 
-    def system(self) -> str:
+    def system(self, rules: str = RULES) -> str:
         persona = ""
         try:
             persona = self.ctx.template.prompt().get("system", "")
         except Exception:  # a template without prompt.json still gets its paper
             pass
-        return f"{persona}\n\n{RULES}".strip()
+        return f"{persona}\n\n{rules}".strip()
 
     def _paper_so_far(self) -> str:
         return f"The paper's title: {self.title}\nIts abstract:\n{self.texts.get(ABSTRACT, '').strip()}"
@@ -433,10 +532,15 @@ class _Writer:
 
     # -- asking -------------------------------------------------------------------------------------------
 
-    def ask(self, messages: list[Message], schema: type[BaseModel]) -> BaseModel | None:
+    def ask(self, messages: list[Message], schema: type[BaseModel], max_tokens: int | None = None) -> BaseModel | None:
         """A structured answer, or None when the model gave no valid one (BudgetExceeded propagates)."""
+        for message in messages:  # what was sent, so that a paper repeating it can be caught
+            if message.role != "assistant" and message.content not in self.sent:
+                self.sent.add(message.content)
+                self._said |= word_ngrams(message.content)
+        limit = min(max_tokens or self.ctx.options.section_max_tokens, self.ctx.options.section_max_tokens)
         try:
-            return self.chat.ask_structured(messages, schema, max_tokens=self.ctx.options.section_max_tokens)
+            return self.chat.ask_structured(messages, schema, max_tokens=limit)
         except StructuredOutputError as exc:
             self.report(f"no usable answer ({exc.message})")
             return None
@@ -447,8 +551,9 @@ class _Writer:
             problems.append("the text is (nearly) empty; write the whole section")
         return problems
 
-    def settle(self, name: str, text: str, messages: list[Message]) -> str:
-        """Feed the code's problems with `text` back for the fix rounds, then repair what is left by code."""
+    def fix_rounds(self, name: str, text: str, messages: list[Message],
+                   schema: type[BaseModel] = SectionText) -> tuple[str, list[str]]:
+        """Feed the code's problems with `text` back for the fix rounds: the text, and the problems left."""
         text = normalize_text(text)
         problems = self.check(name, text)
         for _ in range(self.ctx.options.writeup_fix_rounds):
@@ -456,26 +561,114 @@ class _Writer:
                 break
             answer = self.ask([*messages, Message(role="assistant", content=text), Message(role="user", content=(
                 f"Code found these problems in your {_heading(name)}:\n{_bullets(problems)}\nRewrite the whole "
-                "text fixing them, changing nothing else."))], SectionText)
+                "text fixing them, changing nothing else."))], schema)
             if answer is None:
                 break
             text = normalize_text(answer.latex)
             problems = self.check(name, text)
+        return text, problems
+
+    def repair(self, name: str, text: str) -> str:
+        text, done = repair_section(text, self.rules())
+        self.report(f"{_heading(name)}: repaired by code: {'; '.join(done) or 'nothing to do'}")
+        return text
+
+    def settle(self, name: str, text: str, messages: list[Message]) -> str:
+        """The fix rounds, then code repairs what is left; code's own text where nothing usable remains."""
+        text, problems = self.fix_rounds(name, text, messages)
         if problems:
-            text, done = repair_section(text, self.rules())
-            self.report(f"{_heading(name)}: repaired by code: {'; '.join(done) or 'nothing to do'}")
+            text = self.repair(name, text)
             if len(text.strip()) < MIN_SECTION_CHARS and name != ABSTRACT:
                 text = self.fallback_text(name)
         return text
 
-    def fallback_text(self, name: str) -> str:
-        """What code writes when the model gives no usable text at all."""
-        self.problem(f"the model gave no usable {_heading(name)}: a placeholder written by code stands in")
-        if name == "results":
-            return f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result of every run.\n"
-        if name in ("method", "experimental-setup", ABSTRACT):
-            return latex_escape(self.idea.experiment) + "\n"
-        return "This section could not be written.\n"
+    def fallback_text(self, name: str, why: str = "the model gave no usable") -> str:
+        """Code's text of a section, from the records, when the model's is unusable; "" (the section is left
+        out) where code has nothing to say."""
+        if name == "related-work":
+            text = " ".join(related_work_sentence(key, title) for key, title, _ in self._citable()[:MAX_RELATED])
+        else:
+            code = self.code_parts()
+            text = "\n\n".join(code[part].strip() for part in STRUCTURED_LAYOUT[name] if part in code)
+        self.problem(f"{why} {_heading(name)}: {'code wrote it from the records' if text else 'it was left out'}")
+        return text + "\n" if text else ""
+
+    def code_parts(self) -> dict[str, str]:
+        """The parts of the paper code writes from the records alone (STRUCTURED_LAYOUT names them)."""
+        study = self.study
+        return {"abstract": study.abstract(), "opening": study.introduction(), "method": study.method(),
+                "setup": study.setup(), "results": study.results([label for _, _, label in self.figures]),
+                "limitations": study.limitations(), "summary": study.conclusion()}
+
+    def without_repeats(self, texts: list[str]) -> list[str]:
+        kept, dropped = drop_repeats(texts)
+        if dropped:
+            self.report(f"{dropped} sentence(s) that repeated an earlier part of the paper were left out")
+        return kept
+
+    # -- the structured style ---------------------------------------------------------------------------------
+
+    def write_structured(self) -> None:
+        """Code writes what the records say; the model adds short pieces, each checked, none repeating another."""
+        supported = title_is_supported(self.idea.title, " ".join(self._records()))
+        self.title = self.study.title(self.idea.title if supported else "")
+        code = self.code_parts()
+        self.texts = {ABSTRACT: code["abstract"]}  # the paper so far, for the citation rounds
+        self.find_citations()
+        pieces = {name: self.write_piece(name, schema, task) for name, schema, task in PIECES}
+        pieces["related-work"] = self.write_related_work()
+        parts = dict(zip([*code, *pieces], self.without_repeats([*code.values(), *pieces.values()])))
+        self.texts = {name: "\n\n".join(parts[part].strip() for part in layout if parts[part].strip()) + "\n"
+                      for name, layout in STRUCTURED_LAYOUT.items()}
+
+    def piece_messages(self, task: str) -> list[Message]:
+        code = self.code_parts()
+        references = "\n".join(f"- {key}: {description}" for key, _, description in self._citable()) or "none"
+        parts = [f"The idea behind these runs: {self.idea.title}. {self.idea.experiment}",
+                 f"What code wrote from the records (build on it; do not repeat it):\n{code['method']}\n"
+                 f"{code['results']}", f"References:\n{references}"]
+        if self.feedback:
+            parts.append(f"A reviewer's review of an earlier version of this paper:\n{self.feedback.strip()}")
+        return [Message(role="system", content=self.system(PIECE_RULES)),
+                Message(role="user", content="\n\n".join([*parts, task]))]
+
+    def write_piece(self, name: str, schema: type[BaseModel], task: str) -> str:
+        """The model's piece `name`, checked like a section; "" when it fails even after code's repairs."""
+        self.report(name)
+        messages = self.piece_messages(task)
+        answer = self.ask(messages, schema, max_tokens=PIECE_MAX_TOKENS)
+        if answer is None:
+            return ""
+        text, problems = self.fix_rounds(name, answer.latex, messages, schema)
+        if problems and self.check(name, text := self.repair(name, text)):
+            self.report(f"{name}: left out, it still fails code's checks")
+            return ""
+        return text
+
+    def write_related_work(self) -> str:
+        """One sentence per reference, cited: the model's where it passes code's checks and speaks of that
+        reference, else code's from the reference's title; "" without references."""
+        citable = self._citable()[:MAX_RELATED]
+        if not citable:
+            return ""
+        self.report("related work")
+        answer = self.ask(self.piece_messages(RELATED_TASK), related_work_schema([key for key, _, _ in citable]))
+        written: dict[str, str] = {}
+        for item in answer.sentences if answer is not None else []:
+            about = next(description for key, _, description in citable if key == item.key)
+            sentence = self._cited_sentence(item.key, item.sentence, about)
+            if sentence and item.key not in written:
+                written[item.key] = sentence
+        return " ".join(written.get(key) or related_work_sentence(key, title) for key, title, _ in citable) + "\n"
+
+    def _cited_sentence(self, key: str, sentence: str, about: str) -> str | None:
+        text = normalize_text(sentence).strip()
+        if key not in cited_keys(text):
+            text = re.sub(r"[\s.!?]*$", lambda _: f" \\citep{{{key}}}.", text, count=1)
+        words = set(re.findall(r"[a-z]{5,}", re.sub(r"\\cite\w*\{[^{}]*\}", "", text).lower()))
+        if not words & set(re.findall(r"[a-z]{5,}", about.lower())) or self.check("related-work", text):
+            return None
+        return text
 
     # -- title and abstract ---------------------------------------------------------------------------------
 
@@ -569,6 +762,18 @@ class _Writer:
 
     # -- sections ---------------------------------------------------------------------------------------------
 
+    def write_free(self) -> None:
+        """The model writes every section, checked and repaired by code; repeats of earlier sections go."""
+        self.write_title_abstract()
+        self.find_citations()
+        for name in WRITING_ORDER:
+            self.write_section(name)
+        names = [ABSTRACT, *(section.name for section in SECTIONS)]
+        written = [self.texts.get(name, "") for name in names]
+        for name, before, text in zip(names, written, self.without_repeats(written)):
+            shortened = text != before and len(text.strip()) < MIN_SECTION_CHARS
+            self.texts[name] = self.fallback_text(name, "only repeats were left of the") if shortened else text
+
     def write_section(self, name: str) -> None:
         self.report(f"{_heading(name)}")
         messages = self.opening(name)
@@ -606,7 +811,9 @@ class _Writer:
             (d / section.file).write_text(self.texts.get(section.name, ""))
         (d / TABLE_FILE).write_text(results_table_tex(self.runs, self.results))
         figures = [figure_tex(file, caption, label) for file, caption, label in self.figures]
-        (d / BODY_FILE).write_text(body_tex(SECTIONS, figures))
+        shown = [section for section in SECTIONS  # a section without text is left out; Results has the table
+                 if section.name == "results" or self.texts.get(section.name, "").strip()]
+        (d / BODY_FILE).write_text(body_tex(shown, figures))
         searched = {entry.key: entry for entry in parse_bibtex(self.bibliography.render())}
         entries = []
         for key in self.cited():
@@ -669,7 +876,7 @@ class _Writer:
         if not readiness.ready:
             self.problem(f"no PDF: the LaTeX compiler is not ready ({readiness.detail})")
             return None
-        rounds = self.ctx.options.writeup_fix_rounds
+        rounds = 0 if self.structured else self.ctx.options.writeup_fix_rounds  # code's text is not the model's to fix
         snapshot: dict[str, str] | None = None
         result = CompileResult(ok=False)
         for round_ in range(rounds + 1):
@@ -720,10 +927,10 @@ class _Writer:
 
     def run(self) -> WriteupResult:
         self.prepare()
-        self.write_title_abstract()
-        self.find_citations()
-        for name in WRITING_ORDER:
-            self.write_section(name)
+        if self.structured:
+            self.write_structured()
+        else:
+            self.write_free()
         pdf = self.compile()
         final: Path | None = None
         if pdf is not None:

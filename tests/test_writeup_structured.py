@@ -1,0 +1,303 @@
+"""What a small model's worst answers cannot do to a paper: repeat the prompt, write Markdown, say the same
+paragraph in every section, move a knob the wrong way, invent data, call one seed's difference better, or leave
+"This section could not be written." behind; and the structured style, where code writes what the records say.
+
+The write-ups compile for real (skipped without LaTeX); the checks are also tested on their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scientist_core.models import DatasetResult, FinalInfo
+from scientist_core.paper_latex import (SECTIONS as PAPER_SECTIONS, SectionRules, Study, check_section, drop_repeats,
+                                        record_terms, repair_section, result_values, run_label, title_is_supported,
+                                        word_ngrams)
+from scientist_core.pipeline.context import RunRecord
+from scientist_core.pipeline.writeup import write_paper
+from tests.test_writeup import (ABSTRACT, ADAM_KEY, IDEA, RULES, RUNS, SECTIONS, make_ctx, needs_latex,  # noqa: F401
+                                pdf_text)
+
+PARA = ("Small models loop, and this very paragraph about loops appears in every single part of the paper they "
+        "write.")
+MACHINE_LINE = "The machine every run used"
+REFERENCES_LINE = "References you may cite"
+
+
+def one_seed(index: int, changes: dict, accuracy: float, loss: float) -> RunRecord:
+    """A run with one seed per dataset: means, no standard errors (the diffusion template's runs)."""
+    results = FinalInfo(datasets={"spirals": DatasetResult(means={"val_accuracy": accuracy, "val_loss": loss})})
+    return RunRecord(index=index, name=f"run_{index}", description=f"Variant {index}.", knob_changes=changes,
+                     results=results)
+
+
+ONE_SEED_RUNS = [one_seed(0, {}, 0.81, 0.44), one_seed(1, {"learning_rate": 0.03}, 0.87, 0.33),
+                 one_seed(2, {"hidden_size": 8}, 0.60, 0.65)]
+EXAMPLE_BASELINE = {"learning_rate": 0.01, "hidden_size": 32, "num_seeds": 1, "seed": 0, "steps": 1000}
+
+
+def study(runs=ONE_SEED_RUNS) -> Study:
+    return Study(runs, result_values(runs), EXAMPLE_BASELINE, "Tiny numpy MLP on 2-D toy data (spirals, XOR blobs, "
+                 "circles); seconds per run on a CPU.", fixed=["num_seeds", "seed"], quick=["steps"],
+                 facts={"cpu": "Some CPU", "cores": "2", "gpu": "none", "python": "3.11.7"})
+
+
+def rules_for(runs, **extra) -> SectionRules:
+    return SectionRules(**{"results": result_values(runs), "cite_keys": {ADAM_KEY}, "labels": {"tab:results"},
+                           "run_names": {run.index: run_label(run) for run in runs}, "facts": {"gpu": "none"},
+                           "allowed_numbers": {0.01, 0.03, 8.0, 32.0},
+                           "knob_directions": study(runs).knob_directions(), **extra})
+
+
+def generated(result) -> dict[str, str]:
+    """The paper's generated LaTeX, by file name (abstract.tex, sec-method.tex, ...)."""
+    return {path.name: path.read_text() for path in (result.latex_dir / "generated").glob("*.tex")}
+
+
+def prompt_lines(call, start: str, count: int = 1) -> str:
+    """`count` lines of the prompt a call sent, from the line starting with `start`: what a model recites."""
+    lines = "\n".join(message.content for message in call.messages if message.role == "user").split("\n")
+    first = next(i for i, line in enumerate(lines) if line.startswith(start))
+    return "\n".join(lines[first:first + count])
+
+
+# -- the checks, on their own ---------------------------------------------------------------------------
+
+def test_the_method_of_the_structured_style_writes_each_knob_change_from_the_records():
+    method = study().method()
+    assert r"\item \emph{learning\_rate=0.03}: the learning rate (\texttt{learning\_rate}) raised from 0.01 to 0.03." \
+        in method
+    assert r"\item \emph{hidden\_size=8}: the hidden size (\texttt{hidden\_size}) lowered from 32 to 8." in method
+    changed = Study(ONE_SEED_RUNS, {}, {"learning_rate": 0.01}, "x").changes(ONE_SEED_RUNS[2])
+    assert [(c.name, c.direction) for c in changed] == [("hidden_size", "set")]  # no baseline value: no direction
+
+
+def test_code_never_calls_a_single_seed_better_and_says_worse_plainly():
+    results = study().results(["fig:val-accuracy"])
+    assert "(better)" not in results and "No run recorded a standard error" in results
+    assert (r"For its val accuracy: on spirals (\result{run1.spirals.val_accuracy} against "
+            r"\result{run0.spirals.val_accuracy}) it was higher than the baseline's, from a single seed: no clear "
+            "difference.") in results
+    assert "it was lower (worse) than the baseline's, from a single seed" in results
+    assert "0 are better than the baseline by more than two standard errors, 2 are worse" in study().abstract()
+    with_errors = study(RUNS).results()
+    assert "higher (better) than the baseline's by more than two standard errors" in with_errors
+    assert "but within two standard errors: no clear difference" in with_errors
+
+
+def test_what_code_writes_passes_every_check_and_repeats_nothing():
+    parts = study()
+    texts = [parts.abstract(), parts.introduction(), parts.method(), parts.setup(), parts.results(),
+             parts.limitations(), parts.conclusion()]
+    rules = rules_for(ONE_SEED_RUNS, labels={section.label for section in PAPER_SECTIONS} | {"tab:results"},
+                      require_stderrs=True)
+    for text in texts:
+        assert check_section(text, rules) == [], text
+    assert drop_repeats(texts) == (texts, 0)
+    assert r"\texttt{num\_seeds}=1 and \texttt{seed}=0" in parts.setup() and r"\EnvCores{} cores" in parts.setup()
+
+
+def test_a_sentence_copied_from_the_prompt_is_caught_and_removed():
+    prompt = ("The runs (name each by what it changed, never by its number):\n- learning_rate=0.03: A larger "
+              "learning rate.\nThe machine every run used (write the macros, not their values): \\EnvCPU (Some "
+              "CPU)\nPlaced by code in the Results section (refer to them with \\ref):\nName runs by what they "
+              "changed (for example \"the run with a larger learning rate\").")
+    facts = ["A larger learning rate.", "learning_rate=0.03", "Some CPU"]
+    rules = rules_for(RUNS, prompt_ngrams=frozenset(word_ngrams(prompt).difference(*map(word_ngrams, facts))))
+    leak = ("Training is cheap. The machine every run used (write the macros, not their values): \\EnvCPU. "
+            "Placed by code in the Results section, the table helps.")
+    assert [p.kind for p in check_section(leak, rules)] == ["prompt_text", "prompt_text"]
+    assert repair_section(leak, rules)[0] == "Training is cheap.\n"
+    # the facts the prompt carried, and its quoted examples, may be restated
+    assert check_section("The run with a larger learning rate was named learning\\_rate=0.03 in the table.",
+                         rules) == []
+
+
+def test_markdown_becomes_latex_or_goes():
+    text = ("# Results\n\nThe runs differ.\n\n| run | accuracy |\n|---|---|\n| baseline | 0.812 |\n\n"
+            "- the larger learning rate\n- the narrower layer\n\n```\nNothing here.\n```\n")
+    assert [p.kind for p in check_section(text, RULES)].count("markdown") == 8  # heading, 3 rows, 2 bullets, 2 fences
+    repaired, done = repair_section(text, RULES)
+    assert repaired == ("The runs differ.\n\n\\begin{itemize}\n\\item the larger learning rate\n\\item the narrower "
+                        "layer\n\\end{itemize}\n\nNothing here.\n")
+    assert check_section(repaired, RULES) == [] and "Markdown" in done[0]
+
+
+def test_a_knob_said_to_move_the_wrong_way_is_caught():
+    rules = rules_for(RUNS)
+    for wrong in ("We decreased the learning rate to 0.03 to speed up training.",
+                  "A lower learning rate made the spirals easier.",
+                  "The hidden size was increased to 8.",
+                  "Decreasing the learning rate increased the loss."):
+        assert [p.kind for p in check_section(wrong, rules)] == ["knob_direction"], wrong
+    for right in ("We raised the learning rate to 0.03.", "The hidden size was lowered to 8.",
+                  "Raising the learning rate lowered the loss.", "The learning rate went from 0.01 to 0.03."):
+        assert check_section(right, rules) == [], right
+    assert repair_section("Two runs. We decreased the learning rate. The end.", rules)[0] == "Two runs. The end.\n"
+
+
+def test_a_term_nothing_recorded_is_caught_unless_a_cited_reference_has_it():
+    rules = rules_for(RUNS, terms=record_terms(["Tiny numpy MLP on 2-D toy data", "L2 penalty"]),
+                      cited_terms={ADAM_KEY: record_terms(["PointConv on 3D point clouds"])})
+    assert [p.kind for p in check_section("It was also tested on the 3D moon dataset.", rules)] == ["unsupported_term"]
+    assert check_section("Our 2D data, the 2nd variant and an L2 penalty are recorded; $x_3$ is math.", rules) == []
+    assert check_section(f"Work on 3D point clouds \\citep{{{ADAM_KEY}}} is different.", rules) == []
+
+
+def test_one_seed_called_better_is_spin_where_standard_errors_are_required():
+    claim = "The larger learning rate improved the accuracy to \\result{run1.spirals.val_accuracy}."
+    assert check_section(claim, rules_for(ONE_SEED_RUNS)) == []   # the free style: as before
+    assert [p.kind for p in check_section(claim, rules_for(ONE_SEED_RUNS, require_stderrs=True))] == ["spin"]
+
+
+def test_a_sentence_repeated_across_parts_is_kept_in_the_first_only():
+    nearly = PARA.replace("very", "same")
+    kept, dropped = drop_repeats([f"First part. {PARA}", f"{nearly} Second part has its own words here.",
+                                  f"Third part.\n\n{PARA}"])
+    assert kept == [f"First part. {PARA}", "Second part has its own words here.\n", "Third part.\n"]
+    assert dropped == 2
+    # the same words about other results are not repeats
+    runs = [f"The variant reached \\result{{run{i}.spirals.val_accuracy}} on the spirals data in the end."
+            for i in (1, 2)]
+    assert drop_repeats(runs) == (runs, 0)
+
+
+def test_the_title_names_what_was_run_and_a_model_title_must_hold_to_the_records():
+    assert study().title() == "Changing the learning rate and the hidden size of Tiny numpy MLP on 2-D toy data"
+    records = "DDPM with an MLP denoiser on 2-D point clouds (circle, dino, line, moons); learning_rate"
+    assert not title_is_supported("Improving DDPM on 3D Point Clouds", records)
+    assert not title_is_supported("DDPM on 3D Point Clouds", records)
+    assert title_is_supported("Learning Rates of DDPM on 2-D Point Clouds", records)
+
+
+# -- whole papers from the worst answers, compiled ---------------------------------------------------------
+
+BAD = ("write the macros", "References you may cite", "What code wrote", "|", "**", "could not be written",
+       "decreased the learning rate", "3D", "improved the accuracy", "# ")
+
+
+def assert_clean(result) -> str:
+    """The paper compiled and holds none of the bad answers' text; its text, flattened."""
+    assert result.pdf_path is not None and result.pdf_path.is_file()
+    for name, text in generated(result).items():
+        for bad in BAD:
+            assert bad not in text, (name, bad, text)
+    text = " ".join(pdf_text(result.pdf_path)[0].split())
+    assert text.count("appears in every single part") == 1 and "could not be written" not in text
+    return text
+
+
+@needs_latex
+def test_the_free_style_keeps_none_of_the_worst_answers(make_ctx, fake_llm):
+    ctx, workspace, figures = make_ctx(writeup_fix_rounds=0)
+
+    def recited(call) -> dict:  # the setup with lines of its own prompt in it
+        return {"latex": f"{SECTIONS['experimental-setup']}\n\n{prompt_lines(call, MACHINE_LINE)}\n"
+                         f"{prompt_lines(call, REFERENCES_LINE, 2)}\n\n{PARA}"}
+    worst = {
+        "introduction": {"latex": f"{SECTIONS['introduction']}\n\n{PARA}"},
+        "background": {"latex": "This section could not be written."},
+        "method": {"latex": f"{SECTIONS['method']} We decreased the learning rate to speed up training.\n\n{PARA}"},
+        "experimental-setup": recited,
+        "results": {"latex": f"{SECTIONS['results']}\n\n| run | accuracy |\n|---|---|\n| baseline | 0.812 |\n\n"
+                             f"**Spirals** are the hardest data here.\n\n{PARA}"},
+        "conclusion": {"latex": f"{SECTIONS['conclusion']}\n\n{PARA}"},
+        "related-work": {"latex": f"{SECTIONS['related-work']}\n\n{PARA}"},
+    }
+    fake_llm.enqueue({"title": "T", "abstract": ABSTRACT}, {"critique": "-", "title": "T", "abstract": ABSTRACT},
+                     {"done": False, "query": "adam"}, {"indices": [1, 2]})
+    for name in ("introduction", "background", "method", "experimental-setup", "results", "conclusion",
+                 "related-work"):
+        fake_llm.enqueue(worst[name], lambda call, answer=worst[name]: {
+            "critique": "-", **(answer(call) if callable(answer) else answer)})
+
+    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+
+    assert not fake_llm.replies
+    text = assert_clean(result)
+    files = generated(result)
+    assert PARA in files["sec-introduction.tex"] and "\\textbf{Spirals} are the hardest" in files["sec-results.tex"]
+    assert "\\citep{kingma2015adam}" in files["sec-related-work.tex"] and "Related Work" in text
+    assert "\\section{Background}" not in files["body.tex"]
+    assert "the model gave no usable Background section: it was left out" in result.problems
+
+
+@needs_latex
+def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(make_ctx, fake_llm):
+    ctx, workspace, figures = make_ctx(writeup="structured", writeup_fix_rounds=0, quick=True)
+    fake_llm.answer("CitationQuery", {"done": False, "query": "adam"})
+    fake_llm.answer("CitationChoice", {"indices": [1, 2]})
+
+    def motivation(call) -> dict:  # Markdown, and lines of its own prompt and of the citation round's
+        return {"latex": "# Introduction\n\nChoosing the step size is the first question of training a small network. "
+                         f"**Adam** adapts it per coordinate \\citep{{{ADAM_KEY}}}.\n\n"
+                         f"{prompt_lines(fake_llm.history[0], MACHINE_LINE)}\n{prompt_lines(call, 'What code')}\n\n"
+                         f"{PARA}"}
+
+    fake_llm.answer("Motivation", motivation)
+    fake_llm.answer("Background", {"latex": "This section could not be written."})
+    fake_llm.answer("Interpretation", {"latex": (
+        "Raising the learning rate improved the accuracy to \\result{run1.spirals.val_accuracy}. We decreased the "
+        "learning rate to 0.03, which made training faster. The model was also tested on the 3D moon dataset. "
+        "A narrower network has less capacity, which fits its lower accuracy on the intricate spirals.\n\n"
+        f"| run | accuracy |\n|---|---|\n| baseline | 0.81 |\n\n{PARA}")})
+    fake_llm.answer("NextSteps", {"latex": f"{PARA} Future work should try a schedule for the learning rate."})
+    fake_llm.answer("RelatedWork", {"sentences": [
+        {"key": ADAM_KEY, "sentence": "This section could not be written."},
+        {"key": "bengio2012practical", "sentence": "Bengio recommends tuning the learning rate first, as these "
+                                                   "runs do one setting at a time."}]})
+
+    result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+
+    assert not fake_llm.replies and len(fake_llm.history) == 2 + 5
+    text = assert_clean(result)
+    files = generated(result)
+    assert files["sec-introduction.tex"].startswith(
+        "Choosing the step size is the first question of training a small network. \\textbf{Adam} adapts it per "
+        f"coordinate \\citep{{{ADAM_KEY}}}.\n\n{PARA}\n\nThe starting point of this study is Tiny numpy MLP")
+    assert r"the learning rate (\texttt{learning\_rate}) raised from 0.01 to 0.03" in files["sec-method.tex"]
+    assert ("Each run trains 1 seed(s) per dataset; no standard error was recorded." in
+            files["sec-experimental-setup.tex"])
+    assert r"quick mode, which shortens it: \texttt{steps}=1000 and \texttt{num\_seeds}=1." in \
+        files["sec-experimental-setup.tex"]
+    results = files["sec-results.tex"]
+    assert "(better)" not in results and "from a single seed: no clear difference" in results
+    assert "A narrower network has less capacity, which fits its lower accuracy" in results
+    assert results.rstrip().endswith("it says nothing about other models or data.")
+    assert files["sec-related-work.tex"] == (
+        f"\\citet{{{ADAM_KEY}}} studied \\emph{{Adam: A Method for Stochastic Optimization}}. Bengio recommends "
+        "tuning the learning rate first, as these runs do one setting at a time \\citep{bengio2012practical}.\n")
+    assert files["sec-conclusion.tex"].endswith("Future work should try a schedule for the learning rate.\n")
+    assert "\\section{Background}" not in files["body.tex"] and "Kingma" in text
+    title = (result.latex_dir / "generated" / "title.txt").read_text().strip()
+    assert title == ("Step Size and Width in Tiny Networks: changing the learning rate and the hidden size of Tiny "
+                     "numpy MLP on 2-D toy data")
+
+
+@needs_latex
+def test_the_structured_style_without_references_leaves_related_work_out(make_ctx, fake_llm, monkeypatch):
+    ctx, workspace, figures = make_ctx(writeup="structured", citation_rounds=0, writeup_fix_rounds=0)
+    monkeypatch.setattr(type(ctx.template), "files_dir", lambda self: _without_bibliography(self, workspace))
+    for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
+        fake_llm.answer(schema, {"latex": "Nothing usable."})
+
+    result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+
+    files = generated(result)
+    assert result.pdf_path is not None and files["sec-related-work.tex"].strip() == ""
+    assert "\\section{Related Work}" not in files["body.tex"] and "\\section{Method}" in files["body.tex"]
+    assert [call.schema.__name__ for call in fake_llm.history] == ["Motivation", "Background", "Interpretation",
+                                                                   "NextSteps"]
+
+
+def _without_bibliography(template, workspace: Path) -> Path:
+    """A copy of the template's files with no references.bib: a paper with nothing at all to cite."""
+    import shutil
+
+    from scientist_example.plugin import TEMPLATE_DIR
+
+    copy = workspace.parent / "template-without-bib"
+    if not copy.exists():
+        shutil.copytree(TEMPLATE_DIR, copy)
+        (copy / "latex" / "references.bib").unlink(missing_ok=True)
+    return copy
