@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
@@ -239,9 +239,15 @@ def template_contract_problems(template: Template, allowed_imports: set[str], wo
     if not 1 <= len(ideas) <= 2 or len({idea.name for idea in ideas}) != len(ideas):
         problems.append(f"seed_ideas.json holds {len(ideas)} idea(s) with {len({i.name for i in ideas})} distinct "
                         "names; one or two, each its own name")
-    changeable = set(template.knobs_model().model_fields) - template.fixed_knobs
-    problems += [f"the seed idea {idea.name} names no knob an idea may change" for idea in ideas
-                 if not any(name in idea.experiment for name in changeable)]
+    from scientist_core.pipeline.plans import idea_model
+
+    runnable = idea_model(template, code_changes=False, max_knobs=3)  # what the offline profile accepts
+    for idea in ideas:
+        try:
+            runnable.model_validate(idea.model_dump(by_alias=True))
+        except ValidationError as exc:
+            problems.append(f"the seed idea {idea.name} is not testable by knob changes alone: "
+                            f"{exc.errors()[0]['msg']}")
     workspace = template.prepare_workspace(work_dir / "contract-workspace")
     problems += [f"a prepared workspace lacks {name}" for name in
                  dict.fromkeys((template.experiment_file, entry, template.plot_file, "prompt.json",

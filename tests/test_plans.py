@@ -198,3 +198,23 @@ def test_an_idea_whose_runs_all_fail_makes_way_for_a_fresh_one(configured, plugi
                                       "--max-tries", "2", "--novelty-rounds", "2", "--fresh-ideas", "0"])
     assert result.exit_code == NO_PAPER_EXIT, result.output
     assert "No idea ended with a reviewed paper" in result.output
+
+
+def test_the_template_contract_refuses_seed_ideas_that_need_code(plugin_host, tmp_path, monkeypatch):
+    import json
+
+    from scientist_core.testing import template_contract_problems
+
+    template = plugin_host.create("template", "example")
+    files = tmp_path / "files"
+    shutil.copytree(template.files_dir(), files)
+    ideas = json.loads((files / "seed_ideas.json").read_text())
+    ideas[0]["Knobs"] = []
+    ideas[1]["Experiment"] = "Replace make_dataset with a harder dataset."
+    (files / "seed_ideas.json").write_text(json.dumps(ideas))
+    monkeypatch.setattr(type(template), "files_dir", lambda self: files)  # this test's copy of its files
+    problems = template_contract_problems(template, {"numpy", "pydantic", "matplotlib"}, tmp_path / "work")
+    assert [p.split(":")[0] for p in problems] == [
+        f"the seed idea {ideas[0]['Name']} is not testable by knob changes alone",
+        f"the seed idea {ideas[1]['Name']} is not testable by knob changes alone"]
+    assert "make_dataset" in problems[1]
