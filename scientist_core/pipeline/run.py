@@ -7,6 +7,7 @@ that idea, not the run. BudgetExceeded stops the run cleanly, resumable once the
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -149,23 +150,7 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
         ideas = [Idea.model_validate(item) for item in ideas]
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             summaries = list(pool.map(lambda idea: _process_idea(ctx, idea), ideas))
-            failed = [s for s in summaries if s.runs_failed]
-            fresh = 0
-            while failed and fresh < options.fresh_ideas:
-                count = min(len(failed), options.fresh_ideas - fresh)
-                fresh += count
-                known = len(ideas)
-                ctx.report(f"ideas: {count} fresh idea(s) in place of {', '.join(s.name for s in failed[:count])} "
-                           f"({fresh} of at most {options.fresh_ideas})")
-                new = [Idea.model_validate(item) for item in _stage(ctx, f"ideas:fresh-{fresh}", lambda: [
-                    i.model_dump(by_alias=True) for i in generate_ideas(ctx, known + count)[known:]])]
-                for summary in failed[:count]:
-                    summary.problem += (f"; replaced by the fresh idea {new[0].name}" if new else
-                                        "; no fresh idea could be generated")
-                ideas += new
-                added = list(pool.map(lambda idea: _process_idea(ctx, idea), new))
-                summaries += added
-                failed = [s for s in added if s.runs_failed]
+            summaries += _fresh_ideas(ctx, pool, ideas, [s for s in summaries if s.runs_failed])
     except BudgetExceeded:
         store.set_run_status(run_id, "stopped")
         raise
@@ -175,6 +160,31 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
     store.set_run_status(run_id, "done")
     return RunSummary(run_id=run_id, run_dir=run_dir, ideas=summaries, cost_usd=store.total_cost(run_id),
                       seconds=time.monotonic() - started)
+
+
+def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],
+                 failed: list[IdeaSummary]) -> list[IdeaSummary]:
+    """New ideas in place of the `failed` ones (none of their runs succeeded), at most `fresh_ideas` in all;
+    each generation is a stage of its own, so a resumed run keeps the fresh ideas it had."""
+    from scientist_core.pipeline.ideas import generate_ideas
+
+    summaries: list[IdeaSummary] = []
+    fresh = 0
+    while failed and fresh < ctx.options.fresh_ideas:
+        replaced = failed[:ctx.options.fresh_ideas - fresh]
+        fresh += len(replaced)
+        known = len(ideas)
+        ctx.report(f"ideas: {len(replaced)} fresh idea(s) in place of {', '.join(s.name for s in replaced)} "
+                   f"({fresh} of at most {ctx.options.fresh_ideas})")
+        new = [Idea.model_validate(item) for item in _stage(ctx, f"ideas:fresh-{fresh}", lambda: [
+            i.model_dump(by_alias=True) for i in generate_ideas(ctx, known + len(replaced))[known:]])]
+        for summary, idea in itertools.zip_longest(replaced, new):
+            summary.problem += f"; replaced by the fresh idea {idea.name}" if idea else "; no fresh idea came"
+        ideas += new
+        added = list(pool.map(lambda idea: _process_idea(ctx, idea), new))
+        summaries += added
+        failed = [s for s in added if s.runs_failed]
+    return summaries
 
 
 def _stage(ctx: RunContext, name: str, work: Callable[[], Any]) -> Any:
