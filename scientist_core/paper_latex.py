@@ -8,10 +8,14 @@ holds everything around that prose that must not depend on a model being right:
   the same decimals across the runs of one metric; `meta_tex(...)` defines them for LaTeX together with the
   title, the abstract and the machine the runs used (`machine_facts()`);
 - what code places: `results_table_tex(...)`, `figure_tex(...)`, `body_tex(...)`;
+- what code writes from the records alone: `Study(...)`, the title, abstract, method, setup, results and
+  conclusions of the structured style (each run's knob changes, its comparisons with the baseline);
 - `SectionRules` and `check_section(text, rules)`: what a model's section may not contain (typed numbers, unknown
-  `\\result` keys and citations, "Run 2", forbidden commands, unbalanced braces ...), as problems to feed back;
-  `repair_section(text, rules)`: the same problems removed by code; `plain_text_section(text, rules)`: the last
-  resort, the section as escaped plain text that always compiles, keeping its `\\result` values and citations.
+  `\\result` keys and citations, "Run 2", forbidden commands, unbalanced braces, prompt text, Markdown, a knob
+  said to move the wrong way ...), as problems to feed back; `repair_section(text, rules)`: the same problems
+  removed by code; `plain_text_section(text, rules)`: the last resort, the section as escaped plain text that
+  always compiles, keeping its `\\result` values and citations; `drop_repeats(texts)`: sentences repeated
+  across the parts of a paper kept in the first part only.
 
 The LaTeX contract between the core and a template's skeleton is in docs/writeup.md.
 """
@@ -35,11 +39,12 @@ if TYPE_CHECKING:
     from scientist_core.pipeline.context import RunRecord
 
 __all__ = [
-    "ABSTRACT_FILE", "BODY_FILE", "FIGURES_DIR", "GENERATED_DIR", "META_FILE", "Problem", "ResultValue",
-    "SECTIONS", "Section", "SectionRules", "TABLE_FILE", "TABLE_LABEL", "body_tex", "check_section",
-    "cited_keys", "env_macros", "figure_tex", "labels_in", "latex_escape", "machine_facts", "meta_tex",
-    "normalize_text", "numbers_of",
-    "plain_text_section", "repair_section", "result_values", "results_table_tex", "run_label", "sanitize_key",
+    "ABSTRACT_FILE", "BODY_FILE", "FIGURES_DIR", "GENERATED_DIR", "META_FILE", "Comparison", "KnobChange", "Problem",
+    "ResultValue", "SECTIONS", "Section", "SectionRules", "Study", "TABLE_FILE", "TABLE_LABEL", "body_tex",
+    "check_section", "cited_keys", "compare_with_baseline", "drop_repeats", "env_macros", "figure_tex", "labels_in",
+    "latex_escape", "machine_facts", "meta_tex", "normalize_text", "numbers_of", "plain_text_section", "record_terms",
+    "related_work_sentence", "repair_section", "result_values", "results_table_tex", "run_label", "sanitize_key",
+    "title_is_supported", "word_ngrams",
 ]
 
 GENERATED_DIR = "generated"
@@ -296,8 +301,9 @@ def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str,
     return "\n".join(lines) + "\n"
 
 
-def _metric_heading(metric: str) -> str:
-    return latex_escape(metric.replace("_", " "))
+def _words_of(name: str) -> str:
+    """A metric's or a knob's name as words: "val accuracy", "learning rate"."""
+    return latex_escape(name.replace("_", " "))
 
 
 def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultValue]) -> str:
@@ -318,7 +324,7 @@ def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultV
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         f"\\begin{{tabular}}{{ll{'r' * len(metrics)}}}",
         r"\toprule",
-        "Dataset & Run & " + " & ".join(_metric_heading(m) for m in metrics) + r" \\",
+        "Dataset & Run & " + " & ".join(_words_of(m) for m in metrics) + r" \\",
     ]
     for dataset in datasets:
         lines.append(r"\midrule")
@@ -468,10 +474,6 @@ def _setting_tex(value: Any) -> str:
 
 def _and(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
-
-
-def _words_of(name: str) -> str:
-    return latex_escape(name.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -640,11 +642,10 @@ class Study:
     def results(self, figure_labels: Sequence[str] = ()) -> str:
         shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""
         figures = f"; {shown} {'shows' if len(figure_labels) == 1 else 'show'} the runs as plotted" if shown else ""
+        clear = ("a difference counts as clear only when it exceeds two combined standard errors" if self.has_stderrs
+                 else "no run recorded a standard error, so none of the differences below is a clear one")
         opening = (f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result{figures}. Here each variant is "
-                   "compared with the baseline, metric by metric; a difference counts as clear only when it exceeds "
-                   "two combined standard errors.")
-        if not self.has_stderrs:
-            opening += " No run recorded a standard error, so none of the differences below is a clear one."
+                   f"compared with the baseline, metric by metric; {clear}.")
         return "\n\n".join([opening, *(self._run_results(run) for run in self.variants)]) + "\n"
 
     def _run_results(self, run: "RunRecord") -> str:
@@ -1017,6 +1018,7 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
     problems += _prompt_problems(text, stripped, rules)
     problems += _knob_problems(text, stripped, rules)
     problems += _term_problems(text, stripped, rules)
+    problems += _verdict_problems(text, stripped, rules)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
         if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
@@ -1076,6 +1078,84 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
 
 def _improves(comparison: Comparison, rules: SectionRules) -> bool:
     return comparison.proven if rules.require_stderrs else comparison.improvement
+
+
+_WORSE_CLAIM = re.compile(r"\b(?:worse|worsen\w*|degrad\w*|hurts?|harm\w*|deteriorat\w*)\b", re.IGNORECASE)
+_UNCLEAR_CLAIM = re.compile(r"\b(?:no\s+(?:clear\s+|significant\s+|notable\s+|real\s+)?(?:differences?|changes?|"
+                            r"effects?)|not\s+(?:clearly\s+|significantly\s+)?different|similar|comparable|unchanged|"
+                            r"the\s+same)\b", re.IGNORECASE)
+_LOWER_CLAIM = re.compile(r"\b(?:lower|less|smaller|fewer|decreas\w*|reduc\w*|shorter)\b", re.IGNORECASE)
+_HIGHER_CLAIM = re.compile(r"\b(?:higher|more|larger|greater|increas\w*|longer)\b", re.IGNORECASE)
+_STATS_CLAIM = re.compile(r"\b(?:standard\s+errors?|statistical\w*|significan\w*|confidence\s+intervals?|"
+                          r"p-?values?)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:no|not|without|none|neither|nor|never)\b|n't\b", re.IGNORECASE)
+_ALL_METRICS = re.compile(r"\b(?:all|every|each|these|both|across)\b[^.]{0,40}\bmetrics?\b", re.IGNORECASE)
+_METRIC_WORDS = {"evaluation": "eval", "validation": "val", "losses": "loss", "divergences": "divergence",
+                 "times": "time", "accuracies": "accuracy"}
+
+
+def _one_of(claims: Mapping[str, bool]) -> set[str]:
+    """The claim made, when exactly one of `claims` is (a sentence saying two things says neither)."""
+    found = {claim for claim, said in claims.items() if said}
+    return found if len(found) == 1 else set()
+
+
+def _claims(sentence: str) -> set[str]:
+    """What a sentence says of a result: a verdict ("better", "worse", "unclear") and a direction ("lower",
+    "higher"), each when it says one only."""
+    verdict = _one_of({"better": bool(_CLAIM.search(sentence) and not _HEDGE.search(sentence)),
+                       "worse": bool(_WORSE_CLAIM.search(sentence)), "unclear": bool(_UNCLEAR_CLAIM.search(sentence))})
+    return verdict | _one_of({"lower": bool(_LOWER_CLAIM.search(sentence)),
+                              "higher": bool(_HIGHER_CLAIM.search(sentence))})
+
+
+def _recorded(rules: SectionRules) -> dict[int, dict[str, set[str]]]:
+    """Per run and metric, what its comparisons with the baseline hold: their verdicts ("better", "worse",
+    "unclear") and directions ("higher", "lower", "same")."""
+    recorded: dict[int, dict[str, set[str]]] = {}
+    for value in rules.results.values():
+        comparison = compare_with_baseline(value, rules.results)
+        if comparison is not None:
+            verdict = "better" if _improves(comparison, rules) else "worse" if comparison.worse else "unclear"
+            recorded.setdefault(value.run, {}).setdefault(value.metric, set()).update({verdict, comparison.direction})
+    return recorded
+
+
+def _has(words: Sequence[str], phrase: Sequence[str]) -> bool:
+    return any(list(words[i:i + len(phrase)]) == list(phrase) for i in range(len(words) - len(phrase) + 1))
+
+
+def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """Sentences the records contradict: one run (named by a knob it changed) said to be better, worse, unclear,
+    higher or lower in metrics it is not ("the learning rate run showed no clear difference in KL" when its KL
+    was worse), and standard errors claimed where none were recorded."""
+    recorded = _recorded(rules)
+    knobs: dict[tuple[str, ...], set[int]] = {}
+    for index, name in rules.run_names.items():
+        for knob in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", name):
+            knobs.setdefault(tuple(_WORD.findall(knob.lower())), set()).add(index)
+    no_stderrs = not any(value.stderr for value in rules.results.values())
+    problems = []
+    for start, end, words in _prose_sentences(stripped):
+        sentence = _prose(stripped[start:end])
+        if no_stderrs and _STATS_CLAIM.search(sentence) and not _NEGATION.search(sentence):
+            problems.append(Problem("contradiction", f"line {_line_of(text, start)}: no standard error was recorded "
+                                    "(one seed per run): claim no standard errors or significance", start, end))
+            continue
+        words = [_METRIC_WORDS.get(word, word) for word in words]
+        runs = set().union(*(indices for knob, indices in knobs.items() if _has(words, knob)))
+        said = _claims(sentence) if len(runs) == 1 else set()
+        found = recorded.get(next(iter(runs)), {}) if said else {}
+        named = [metric for metric in found if _has(words, _WORD.findall(metric.lower()))]
+        if not named and _ALL_METRICS.search(sentence):
+            named = list(found)
+        wrong = [metric for metric in named if not said <= found[metric]]
+        if wrong:
+            problems.append(Problem("contradiction", f"line {_line_of(text, start)}: this sentence says the run "
+                                    f"'{rules.run_names[next(iter(runs))]}' was {' and '.join(sorted(said))} in "
+                                    f"{', '.join(wrong)}, but the records say {', '.join(sorted(found[wrong[0]]))}; "
+                                    "say what they show", start, end))
+    return problems
 
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
@@ -1457,7 +1537,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
 
     # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims, spin
     kinds = {"unknown_result", "unknown_label", "hardware", "spin", "repeated", "prompt_text", "knob_direction",
-             "unsupported_term"}
+             "unsupported_term", "contradiction"}
     if doomed:
         # positions moved with the replacements above: find the typed numbers again
         doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]

@@ -624,7 +624,7 @@ class _Writer:
     def piece_messages(self, task: str) -> list[Message]:
         code = self.code_parts()
         references = "\n".join(f"- {key}: {description}" for key, _, description in self._citable()) or "none"
-        parts = [f"The idea behind these runs: {self.idea.title}. {self.idea.experiment}",
+        parts = [f"The idea behind these runs: {self._idea_told()}",
                  f"What code wrote from the records (build on it; do not repeat it):\n{code['method']}\n"
                  f"{code['results']}", f"References:\n{references}"]
         if self.feedback:
@@ -632,18 +632,27 @@ class _Writer:
         return [Message(role="system", content=self.system(PIECE_RULES)),
                 Message(role="user", content="\n\n".join([*parts, task]))]
 
+    def _idea_told(self) -> str:
+        """The idea's title and plan, less the sentences code's checks delete (terms nothing recorded, such as
+        "3D" for 2-D data): a small model repeats what its prompt says."""
+        return repair_section(f"{self.idea.title}. {self.idea.experiment}", self.rules())[0].strip() or "not stated"
+
     def write_piece(self, name: str, schema: type[BaseModel], task: str) -> str:
-        """The model's piece `name`, checked like a section; "" when it fails even after code's repairs."""
+        """The model's piece `name`, checked like a section; "" when it still fails after code's repairs, or they
+        took half of it (what is left of a bad answer is no piece of a paper)."""
         self.report(name)
         messages = self.piece_messages(task)
         answer = self.ask(messages, schema, max_tokens=PIECE_MAX_TOKENS)
         if answer is None:
             return ""
         text, problems = self.fix_rounds(name, answer.latex, messages, schema)
-        if problems and self.check(name, text := self.repair(name, text)):
-            self.report(f"{name}: left out, it still fails code's checks")
+        if not problems:
+            return text
+        repaired = self.repair(name, text)
+        if self.check(name, repaired) or len(repaired.strip()) < len(text.strip()) / 2:
+            self.report(f"{name}: left out, code's checks took too much of it")
             return ""
-        return text
+        return repaired
 
     def write_related_work(self) -> str:
         """One sentence per reference, cited: the model's where it passes code's checks and speaks of that
@@ -653,10 +662,12 @@ class _Writer:
             return ""
         self.report("related work")
         answer = self.ask(self.piece_messages(RELATED_TASK), related_work_schema([key for key, _, _ in citable]))
+        items = answer.sentences if answer is not None else []
         written: dict[str, str] = {}
-        for item in answer.sentences if answer is not None else []:
+        # a small model says the same of every reference: each thing is said once, of the first
+        for item, text in zip(items, drop_repeats([normalize_text(item.sentence) for item in items])[0]):
             about = next(description for key, _, description in citable if key == item.key)
-            sentence = self._cited_sentence(item.key, item.sentence, about)
+            sentence = self._cited_sentence(item.key, text, about)
             if sentence and item.key not in written:
                 written[item.key] = sentence
         return " ".join(written.get(key) or related_work_sentence(key, title) for key, title, _ in citable) + "\n"
