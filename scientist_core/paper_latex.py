@@ -382,6 +382,13 @@ _HIGHER_IS_BETTER_TOO = re.compile(r"acc|f1|auc|precision|recall|bleu|rouge|psnr
                                    re.IGNORECASE)
 
 
+def measures_time(metric: str) -> bool:
+    """A timing or a speed (training_time, train_time_s, tokens_per_s): a measure of the machine and its load,
+    not of the method; it differs between two runs of the same code, so no prompt shows it and no comparison of
+    the paper's text rests on it (the results table still lists it)."""
+    return bool(re.search(r"time|per_s|_s$|seconds|tokens_per|throughput|latency", metric, re.I))
+
+
 def better_direction(metric: str) -> str | None:
     """"lower" or "higher": which way `metric` improves, judged by its name; None when the name does not say
     (steps and times to reach a target, losses, errors and divergences go down; accuracies and rates go up)."""
@@ -535,7 +542,7 @@ class Study:
         return {name: frozenset(ways) for name, ways in directions.items()}
 
     def _values(self) -> list[ResultValue]:
-        return [value for value in self.recorded.values() if not value.stderr]
+        return [value for value in self.recorded.values() if not value.stderr and not measures_time(value.metric)]
 
     @property
     def datasets(self) -> list[str]:

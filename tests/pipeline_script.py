@@ -55,7 +55,7 @@ def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), 
     fake_llm.answer("CitationQuery", *itertools.chain.from_iterable(
         [{"done": False, "query": "Adam: A Method for Stochastic Optimization"}, {"done": True, "query": ""}]
         for _ in range(4)))
-    fake_llm.answer("CitationChoice", *[{"indices": [1]}] * 4)
+    fake_llm.answer("CitationChoice", *[{"indices": [1]}] * 8)
     fake_llm.answer("Review", *[GOOD_REVIEW] * 20)
     fake_llm.answer("MetaReviewText", *[{k: GOOD_REVIEW[k] for k in
                                          ("Summary", "Strengths", "Weaknesses", "Questions", "Limitations")}] * 4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import threading
 import time
@@ -198,16 +197,10 @@ def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
     return rows[-1] if rows else None
 
 
-def measures_time(metric: str) -> bool:
-    """A timing or a speed: it differs between two runs of the same code, so no prompt shows it (a prompt that
-    changes from run to run makes the model's answers change too)."""
-    return bool(re.search(r"time|per_s|_s$|seconds|tokens_per|throughput|latency", metric, re.I))
-
-
 def _headline(record: "RunRecord", primary: str | None = None) -> str:
     """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
     measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
-    from scientist_core.paper_latex import better_direction
+    from scientist_core.paper_latex import better_direction, measures_time
 
     def main_metric(names: list[str]) -> str:
         if primary in names:
@@ -220,7 +213,9 @@ def _headline(record: "RunRecord", primary: str | None = None) -> str:
 
 
 def _results_text(records: list["RunRecord"]) -> str:
-    """The runs' results for a prompt: every metric but the timings (see measures_time)."""
+    """The runs' results for a prompt: every metric but the timings (paper_latex.measures_time)."""
+    from scientist_core.paper_latex import measures_time
+
     lines = []
     for record in records:
         means = {ds: {k: round(v, 4) for k, v in r.means.items() if not measures_time(k)}

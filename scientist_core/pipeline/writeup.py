@@ -31,9 +31,10 @@ from scientist_core.models import CompileResult, Idea, Message, Paper
 from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS,
                                         TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, Study, body_tex,
                                         check_section, cited_keys, compare_with_baseline, drop_repeats, env_macros,
-                                        figure_tex, labels_in, machine_facts, meta_tex, normalize_text, numbers_of,
-                                        plain_text_section, record_terms, related_work_sentence, repair_section,
-                                        result_values, results_table_tex, run_label, title_is_supported, word_ngrams)
+                                        figure_tex, labels_in, machine_facts, measures_time, meta_tex,
+                                        normalize_text, numbers_of, plain_text_section, record_terms,
+                                        related_work_sentence, repair_section, result_values, results_table_tex,
+                                        run_label, title_is_supported, word_ngrams)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
 
 __all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
@@ -469,7 +470,7 @@ class _Writer:
                   "them (for losses, errors, divergences and times lower is better; for accuracies higher is better):"]
         groups: dict[tuple[str, str], list[ResultValue]] = {}
         for value in self.results.values():
-            if not value.stderr:
+            if not value.stderr and not measures_time(value.metric):  # timings vary from run to run
                 groups.setdefault((value.dataset, value.metric), []).append(value)
         names = {run.index: run_label(run) for run in self.runs}
         for (dataset, metric), values in groups.items():
@@ -735,6 +736,8 @@ class _Writer:
             return
         queries: list[str] = []
         failures: list[str] = []
+        self._choose_citations("the novelty check's searches", self._novelty_papers(), f"{self.context()}\n\n"
+                               f"{self._paper_so_far()}\n\nThe novelty check searched the literature for this idea.")
         for round_ in range(1, rounds + 1):
             # the sections' opening (system prompt and context) comes first, so a local model's KV cache and
             # hosted prompt caching carry it from the abstract through these rounds to the sections
@@ -755,21 +758,31 @@ class _Writer:
             queries.append(query)
             papers, source, failed = search_with_fallback(searchers, query, SEARCH_LIMIT)
             failures += [str(failure) for failure in failed]
-            papers = [paper for paper in papers if paper.title.strip() and self.bibliography.key_for(paper) is None]
             self.report(f"citations: round {round_}: {query!r}: {len(papers)} result(s) from {source or 'no searcher'}")
-            if not papers:
-                continue
-            listing = "\n".join(_describe(number, paper) for number, paper in enumerate(papers, 1))
-            choice = self.ask([Message(role="system", content=self.system()), Message(role="user", content=(
-                f"{opening}\n\nResults for {query!r}:\n{listing}\n\nWhich of these should the paper cite? Give "
-                "their numbers; an empty list when none is relevant."))], CitationChoice)
-            for number in dict.fromkeys(choice.indices if choice else []):
-                if 1 <= number <= len(papers):
-                    self._cite(papers[number - 1])
+            self._choose_citations(repr(query), papers, opening)
         if failures and not self.references:
             self.problem(f"literature search failed: {failures[-1]}")
         (self.latex_dir / CITATIONS_FILE).write_text(
             json.dumps([paper.model_dump(mode="json") for paper in self.references.values()], indent=1))
+
+    def _novelty_papers(self) -> list[Paper]:
+        """What the idea's novelty check found (stored with the idea; none when it was skipped)."""
+        row = next((r for r in self.ctx.store.ideas(self.ctx.run_id) if r["name"] == self.idea.name), None)
+        found = (row or {}).get("novelty") or {}
+        return [Paper.model_validate(item) for item in found.get("papers", [])]
+
+    def _choose_citations(self, where: str, papers: list[Paper], opening: str) -> None:
+        """The model picks which of `papers` (results of `where`) the paper cites; they join its bibliography."""
+        papers = [paper for paper in papers if paper.title.strip() and self.bibliography.key_for(paper) is None]
+        if not papers:
+            return
+        listing = "\n".join(_describe(number, paper) for number, paper in enumerate(papers[:SEARCH_LIMIT], 1))
+        choice = self.ask([Message(role="system", content=self.system()), Message(role="user", content=(
+            f"{opening}\n\nResults of {where}:\n{listing}\n\nWhich of these should the paper cite? Give their "
+            "numbers; an empty list when none is relevant."))], CitationChoice)
+        for number in dict.fromkeys(choice.indices if choice else []):
+            if 1 <= number <= min(len(papers), SEARCH_LIMIT):
+                self._cite(papers[number - 1])
 
     # -- sections ---------------------------------------------------------------------------------------------
 
