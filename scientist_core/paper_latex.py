@@ -1093,8 +1093,9 @@ _UNCLEAR_CLAIM = re.compile(r"\b(?:no\s+(?:clear\s+|significant\s+|notable\s+|re
                             r"the\s+same)\b", re.IGNORECASE)
 _LOWER_CLAIM = re.compile(r"\b(?:lower|less|smaller|fewer|decreas\w*|reduc\w*|shorter)\b", re.IGNORECASE)
 _HIGHER_CLAIM = re.compile(r"\b(?:higher|more|larger|greater|increas\w*|longer)\b", re.IGNORECASE)
-_STATS_CLAIM = re.compile(r"\b(?:standard\s+errors?|statistical\w*|significan\w*|confidence\s+intervals?|"
-                          r"p-?values?)\b", re.IGNORECASE)
+_STATS_CLAIM = re.compile(r"\b(?:standard\s+errors?|statistical\w*|confidence\s+intervals?|p-?values?|"
+                          r"significan\w*\s+(?:differen\w*|improv\w*|gains?|effects?|better|worse|higher|lower|"
+                          r"increase|decrease|reduction))\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:no|not|without|none|neither|nor|never)\b|n't\b", re.IGNORECASE)
 _ALL_METRICS = re.compile(r"\b(?:all|every|each|these|both|across)\b[^.]{0,40}\bmetrics?\b", re.IGNORECASE)
 _METRIC_WORDS = {"evaluation": "eval", "validation": "val", "losses": "loss", "divergences": "divergence",

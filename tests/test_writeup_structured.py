@@ -155,7 +155,8 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
                   "The learning rate variant made no clear difference in validation loss.",
                   "A larger learning rate helped; the narrower network was worse.",      # no metric named
                   "Both the learning rate and the hidden size changed the val loss.",    # no verdict, two runs
-                  "The hidden size=8 variant had a lower val accuracy, without standard errors to judge it by."):
+                  "The hidden size=8 variant had a lower val accuracy, without standard errors to judge it by.",
+                  "Changing the hidden size could have significant implications for the val loss."):
         assert check_section(right, rules) == [], right
     assert check_section("The larger learning rate improved the validation accuracy.", rules_for(RUNS)) == []
 
@@ -305,14 +306,22 @@ def test_the_structured_style_without_references_leaves_related_work_out(make_ct
     assert not (ctx.template.files_dir() / "latex" / "references.bib").exists()  # nothing to cite at all
     for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."})
+    idea = IDEA.model_copy(update={"title": "Tiny Networks on 3D Point Clouds",
+                                   "experiment": "Raise the learning rate on 3D point clouds. Shrink the hidden layer."})
 
-    result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+    result = write_paper(ctx, idea, workspace, ONE_SEED_RUNS, figures)
 
     files = generated(result)
     assert result.pdf_path is not None and files["sec-related-work.tex"].strip() == ""
     assert "\\section{Related Work}" not in files["body.tex"] and "\\section{Method}" in files["body.tex"]
     assert [call.schema.__name__ for call in fake_llm.history] == ["Motivation", "Background", "Interpretation",
                                                                    "NextSteps"]
+    # an idea that says more than the records: not in the title, and its prompt keeps only what they hold
+    title = (result.latex_dir / "generated" / "title.txt").read_text().strip()
+    assert title == "Changing the learning rate and the hidden size of Tiny numpy MLP on 2-D toy data"
+    prompts = [call.messages[-1].content for call in fake_llm.history]
+    assert all("3D" not in prompt and "The idea behind these runs: Shrink the hidden layer." in prompt
+               for prompt in prompts)
 
 
 @needs_latex

@@ -625,7 +625,8 @@ class _Writer:
     def piece_messages(self, task: str) -> list[Message]:
         code = self.code_parts()
         references = "\n".join(f"- {key}: {description}" for key, _, description in self._citable()) or "none"
-        parts = [f"The idea behind these runs: {self._idea_told()}",
+        idea = self._idea_told()
+        parts = [*([f"The idea behind these runs: {idea}"] if idea else []),
                  f"What code wrote from the records (build on it; do not repeat it):\n{code['method']}\n"
                  f"{code['results']}", f"References:\n{references}"]
         if self.feedback:
@@ -636,7 +637,7 @@ class _Writer:
     def _idea_told(self) -> str:
         """The idea's title and plan, less the sentences code's checks delete (terms nothing recorded, such as
         "3D" for 2-D data): a small model repeats what its prompt says."""
-        return repair_section(f"{self.idea.title}. {self.idea.experiment}", self.rules())[0].strip() or "not stated"
+        return repair_section(f"{self.idea.title}. {self.idea.experiment}", self.rules())[0].strip()
 
     def write_piece(self, name: str, schema: type[BaseModel], task: str) -> str:
         """The model's piece `name`, checked like a section; "" when it still fails after code's repairs, or they
