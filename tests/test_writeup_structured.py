@@ -306,8 +306,8 @@ def test_the_structured_style_without_references_leaves_related_work_out(make_ct
     assert not (ctx.template.files_dir() / "latex" / "references.bib").exists()  # nothing to cite at all
     for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."})
-    idea = IDEA.model_copy(update={"title": "Tiny Networks on 3D Point Clouds",
-                                   "experiment": "Raise the learning rate on 3D point clouds. Shrink the hidden layer."})
+    idea = IDEA.model_copy(update={"title": "Tiny Networks on 3D Point Clouds", "experiment": "Raise the learning "
+                                   "rate on 3D point clouds. Shrink the hidden layer."})
 
     result = write_paper(ctx, idea, workspace, ONE_SEED_RUNS, figures)
 

@@ -435,12 +435,16 @@ class _Writer:
 
     def _records(self) -> list[str]:
         """What the template and the recorded runs say of the experiments: the words a title may use."""
-        try:
-            task = self.ctx.template.prompt().get("task_description", "")
-        except Exception:  # a template without prompt.json still gets its paper
-            task = ""
-        return [self.ctx.template.description, task, " ".join(self.baseline), json.dumps(self.baseline),
-                " ".join(self.study.datasets), " ".join(self.study.metrics), *self.facts.values()]
+        template = self.ctx.template
+        texts = [template.description, " ".join(self.baseline), json.dumps(self.baseline),
+                 " ".join(self.study.datasets), " ".join(self.study.metrics), *self.facts.values()]
+        for read in (lambda: template.prompt().get("task_description", ""),
+                     lambda: json.dumps(template.knobs_model().model_json_schema())):
+            try:
+                texts.append(read())
+            except Exception:  # a template without prompt.json, or knobs it cannot load here, still gets its paper
+                pass
+        return texts
 
     def _facts_told(self) -> list[str]:
         """The facts the prompts carried, which the paper may restate: the idea, the runs, their comparisons, the
@@ -675,6 +679,8 @@ class _Writer:
         return " ".join(written.get(key) or related_work_sentence(key, title) for key, title, _ in citable) + "\n"
 
     def _cited_sentence(self, key: str, sentence: str, about: str) -> str | None:
+        """The model's `sentence` on reference `key`, citing it; None unless it passes code's checks and shares a
+        word with what is known of the reference (`about`): "This section could not be written." does not."""
         text = normalize_text(sentence).strip()
         if key not in cited_keys(text):
             text = re.sub(r"[\s.!?]*$", lambda _: f" \\citep{{{key}}}.", text, count=1)
