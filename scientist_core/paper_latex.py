@@ -741,6 +741,8 @@ class SectionRules:
     cited_terms: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # a difference without standard errors (a single seed) is never an improvement
     require_stderrs: bool = False
+    # False: the text states no results (a motivation, a background: code's Results section states them)
+    states_results: bool = True
 
     def run_phrase(self, index: int) -> str:
         """LaTeX naming run `index` in prose (replaces "Run 2")."""
@@ -1026,6 +1028,7 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
     problems += _knob_problems(text, stripped, rules)
     problems += _term_problems(text, stripped, rules)
     problems += _verdict_problems(text, stripped, rules)
+    problems += _result_talk_problems(text, stripped, rules)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
         if match.group().replace(" ", "").lower() not in gpu.replace(" ", "").lower():
@@ -1133,6 +1136,28 @@ def _has(words: Sequence[str], phrase: Sequence[str]) -> bool:
     return any(list(words[i:i + len(phrase)]) == list(phrase) for i in range(len(words) - len(phrase) + 1))
 
 
+_HYPOTHETICAL = re.compile(r"\b(?:if|whether|could|might|may|would|should|expect\w*|hypothes\w*|aim\w*|hope\w*|"
+                           r"try|trying|future|next)\b", re.IGNORECASE)
+
+
+def _result_talk_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """In a text that states no results: sentences citing a \\result, or saying a recorded metric was better,
+    worse, unclear, higher or lower (a small model's background that gets the comparisons backwards)."""
+    if rules.states_results:
+        return []
+    metrics = {tuple(_WORD.findall(value.metric.lower())) for value in rules.results.values()}
+    problems = []
+    for start, end, words in _prose_sentences(stripped):
+        words = [_METRIC_WORDS.get(word, word) for word in words]
+        sentence = _prose(stripped[start:end])
+        talks = any(_has(words, metric) for metric in metrics) and _claims(sentence) and \
+            not _HYPOTHETICAL.search(sentence)
+        if talks or _RESULT.search(stripped[start:end]):
+            problems.append(Problem("result_talk", f"line {_line_of(text, start)}: this part states no results (the "
+                                    "Results section does, from the records); leave the comparison out", start, end))
+    return problems
+
+
 def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
     """Sentences the records contradict: one run (named by a knob it changed) said to be better, worse, unclear,
     higher or lower in metrics it is not ("the learning rate run showed no clear difference in KL" when its KL
@@ -1152,7 +1177,7 @@ def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Pro
             continue
         words = [_METRIC_WORDS.get(word, word) for word in words]
         runs = set().union(*(indices for knob, indices in knobs.items() if _has(words, knob)))
-        said = _claims(sentence) if len(runs) == 1 else set()
+        said = _claims(sentence) if len(runs) == 1 and not _HYPOTHETICAL.search(sentence) else set()
         found = recorded.get(next(iter(runs)), {}) if said else {}
         named = [metric for metric in found if _has(words, _WORD.findall(metric.lower()))]
         if not named and _ALL_METRICS.search(sentence):
@@ -1200,9 +1225,9 @@ def _prose_sentences(stripped: str) -> Iterable[tuple[int, int, list[str]]]:
     for match in _PROSE_SENTENCE.finditer(prose):
         words = _WORD.findall(match.group().lower())
         if words:
-            sentence = match.group()
+            sentence = stripped[match.start():match.end()]  # with its keys: "... \\citep{key}."
             start = match.start() + len(sentence) - len(sentence.lstrip())
-            yield start, match.start() + len(sentence.rstrip(".!? \t")), words
+            yield start, match.start() + len(sentence.rstrip(".!? \t\n")), words
 
 
 def _ngrams(words: Sequence[str], n: int = PROMPT_NGRAM) -> list[tuple[str, ...]]:
@@ -1545,7 +1570,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
 
     # sentences that cannot be saved: unknown results or labels, typed numbers, hardware claims, spin
     kinds = {"unknown_result", "unknown_label", "hardware", "spin", "repeated", "prompt_text", "knob_direction",
-             "unsupported_term", "contradiction"}
+             "unsupported_term", "contradiction", "result_talk"}
     if doomed:
         # positions moved with the replacements above: find the typed numbers again
         doomed = [(p.start, p.end) for p in _number_problems(text, _prose(text), rules)]

@@ -140,6 +140,7 @@ def test_a_term_nothing_recorded_is_caught_unless_a_cited_reference_has_it():
     assert [p.kind for p in check_section("It was also tested on the 3D moon dataset.", rules)] == ["unsupported_term"]
     assert check_section("Our 2D data, the 2nd variant and an L2 penalty are recorded; $x_3$ is math.", rules) == []
     assert check_section(f"Work on 3D point clouds \\citep{{{ADAM_KEY}}} is different.", rules) == []
+    assert check_section(f"Work on 3D point clouds is different \\citep{{{ADAM_KEY}}}.", rules) == []
 
 
 def test_a_verdict_the_records_do_not_hold_is_caught():
@@ -159,6 +160,19 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
                   "Changing the hidden size could have significant implications for the val loss."):
         assert check_section(right, rules) == [], right
     assert check_section("The larger learning rate improved the validation accuracy.", rules_for(RUNS)) == []
+
+
+def test_a_part_that_states_no_results_keeps_none():
+    quiet = rules_for(ONE_SEED_RUNS, states_results=False)  # a motivation, a background, next steps
+    for talk in ("The baseline's val loss is lower than the other variants' for all datasets.",  # the 1.5B model's
+                 "The baseline reaches \\result{run0.spirals.val_accuracy}.",
+                 "Both variants had a worse validation accuracy."):
+        assert [p.kind for p in check_section(talk, quiet)] == ["result_talk"], talk
+        assert "result_talk" not in [p.kind for p in check_section(talk, rules_for(ONE_SEED_RUNS))]
+    for fine in ("For each dataset we measure the val loss and the val accuracy.",
+                 "A smaller hidden size could reduce the val loss.",
+                 "Future work should test whether a schedule lowers the val loss."):
+        assert check_section(fine, quiet) == [], fine
 
 
 def test_one_seed_called_better_is_spin_where_standard_errors_are_required():

@@ -217,6 +217,7 @@ PIECES: tuple[tuple[str, type[BaseModel], str], ...] = (
                                        "difference."),
     ("next-steps", NextSteps, "Say what to try next, given these results, in 1 to 3 sentences."),
 )
+PIECES_WITHOUT_RESULTS = ("motivation", "background", "next-steps")  # code's Results section states them
 RELATED_TASK = ("For each reference listed, write one sentence: what it did and how these runs relate to it. Give "
                 "the reference's key with each sentence.")
 
@@ -420,7 +421,8 @@ class _Writer:
 
     # -- rules and context ------------------------------------------------------------------------------
 
-    def rules(self) -> SectionRules:
+    def rules(self, name: str | None = None) -> SectionRules:
+        """What the text of part `name` may hold."""
         labels = {section.label for section in SECTIONS} | {TABLE_LABEL} | {label for _, _, label in self.figures}
         for text in self.texts.values():
             labels |= labels_in(text)
@@ -431,7 +433,7 @@ class _Writer:
                             prompt_ngrams=frozenset(self._said.difference(*map(word_ngrams, self._facts_told()))),
                             terms=record_terms(self._records()),
                             cited_terms={key: record_terms([description]) for key, _, description in self._citable()},
-                            require_stderrs=self.structured)
+                            require_stderrs=self.structured, states_results=name not in PIECES_WITHOUT_RESULTS)
 
     def _records(self) -> list[str]:
         """What the template and the recorded runs say of the experiments: the words a title may use."""
@@ -551,7 +553,7 @@ class _Writer:
             return None
 
     def check(self, name: str, text: str) -> list[str]:
-        problems = [str(p) for p in check_section(text, self.rules())]
+        problems = [str(p) for p in check_section(text, self.rules(name))]
         if len(text.strip()) < MIN_SECTION_CHARS:
             problems.append("the text is (nearly) empty; write the whole section")
         return problems
@@ -574,7 +576,7 @@ class _Writer:
         return text, problems
 
     def repair(self, name: str, text: str) -> str:
-        text, done = repair_section(text, self.rules())
+        text, done = repair_section(text, self.rules(name))
         self.report(f"{_heading(name)}: repaired by code: {'; '.join(done) or 'nothing to do'}")
         return text
 
