@@ -4,9 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # A CPU build of torch; installed before anything that depends on torch, so pip never pulls a CUDA build.
 TORCH ?= torch==2.13.0
-# llama-cpp-python has no wheel on the index: built from source once (pip caches the wheel), portable flags.
+# llama-cpp-python has no wheel on the index: built from source on the machine that runs it, for its own CPU
+# (-march=native: prompts 1.3-1.6 times as fast as the AVX2 build on the 2-core machine's AVX-512 CPU, answers
+# alike; `benchmarks/local_model.py --builds`), but without AMX, whose kernels in 0.3.36 die of SIGILL (an invalid
+# tile config). scripts/install-llama-cpp.sh builds it once per flags and CPU into its own folder, because pip's wheel
+# cache ignores CMAKE_ARGS, and does nothing when .venv already has that build.
 LLAMA_CPP ?= llama-cpp-python==0.3.36
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' \
+	-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16')
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON $(LLAMA_NO_AMX)
 # The plugin packages installed (editable) beside the core and tested by CI.
 PLUGINS := plugins/example plugins/diffusion plugins/grokking plugins/nanogpt \
 	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local \
@@ -17,6 +23,7 @@ RUN_CONFIG ?= configs/offline-cpu.toml
 .PHONY: install model aider test run bench clean
 
 install: $(VENV)/.installed
+	@bash scripts/install-llama-cpp.sh $(BIN)/python '$(LLAMA_CPP)' "$(LLAMA_CMAKE_ARGS)"
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*/*/pyproject.toml) scripts/system-packages.txt
 	@bash scripts/install-system-packages.sh
@@ -24,7 +31,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml plugins/*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet '$(LLAMA_CPP)'
+	bash scripts/install-llama-cpp.sh $(BIN)/python '$(LLAMA_CPP)' "$(LLAMA_CMAKE_ARGS)"
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
 	touch $@
 
