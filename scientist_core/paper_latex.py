@@ -638,7 +638,7 @@ class Study:
 
     def _machine(self) -> str:
         macros = env_macros(self.facts)
-        hardware = [text for macro, text in (("EnvCPU", "a \\EnvCPU{} CPU"), ("EnvCores", "\\EnvCores{} cores"),
+        hardware = [text for macro, text in (("EnvCPU", "CPU: \\EnvCPU{}"), ("EnvCores", "\\EnvCores{} cores"),
                                              ("EnvRAM", "\\EnvRAM{} of memory"), ("EnvGPU", "GPU: \\EnvGPU{}"))
                     if macro in macros]
         software = [f"{name} \\{macro}{{}}" for macro, name in (("EnvPython", "Python"), ("EnvNumpy", "NumPy"),
