@@ -218,3 +218,14 @@ def test_the_template_contract_refuses_seed_ideas_that_need_code(plugin_host, tm
         f"the seed idea {ideas[0]['Name']} is not testable by knob changes alone",
         f"the seed idea {ideas[1]['Name']} is not testable by knob changes alone"]
     assert "make_dataset" in problems[1]
+
+
+def test_without_a_usable_idea_from_the_model_a_seed_idea_stands_in(configured, plugin_host, fake_llm):
+    """The 1.5B model, told that its idea needs code, answered with the same idea again nine times."""
+    ctx = context(plugin_host, code_changes=False, num_ideas=1, reflections=1)
+    needs_code = {**WIDER, "Experiment": "Rewrite make_dataset to add label noise."}
+    fake_llm.answer("Idea", *[needs_code] * 9)
+    (idea,) = generate_ideas(ctx)
+    seed = ctx.template.seed_ideas()[0]
+    assert idea == seed and idea.knobs
+    assert len(repair_feedback(fake_llm, "Idea")) == 6  # three tries, each with its two repair rounds

@@ -128,6 +128,8 @@ def generate_ideas(ctx: RunContext, total: int | None = None) -> list[Idea]:
             messages = [*messages, Message(role="assistant", content=candidate.model_dump_json(by_alias=True)),
                         Message(role="user", content=f"The name {candidate.name!r} is taken; propose a different idea.")]
         if idea is None:
+            idea = _seed_idea(ctx, schema, taken)
+        if idea is None:
             ctx.report(f"ideas: gave up after {NAME_TRIES} tries; continuing with {len(ideas)} idea(s)")
             break
         ctx.store.add_idea(ctx.run_id, idea.name, idea.model_dump(by_alias=True))
@@ -135,3 +137,21 @@ def generate_ideas(ctx: RunContext, total: int | None = None) -> list[Idea]:
         ideas.append(idea)
         ctx.report(f"ideas: {idea.name}: {idea.title}")
     return ideas
+
+
+def _seed_idea(ctx: RunContext, schema: type[Idea], taken: set[str]) -> Idea | None:
+    """The template's first seed idea that this run can test and no earlier run took: what a run falls back on
+    when the model gives no usable idea (a small model may keep proposing code changes it cannot make)."""
+    from pydantic import ValidationError
+
+    for seed in ctx.template.seed_ideas():
+        if seed.name in taken:
+            continue
+        try:
+            schema.model_validate(seed.model_dump(by_alias=True))
+        except ValidationError:
+            continue
+        ctx.report(f"ideas: the model gave no usable idea in {NAME_TRIES} tries: the template's seed idea "
+                   f"{seed.name} stands in")
+        return seed
+    return None
