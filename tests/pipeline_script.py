@@ -42,6 +42,7 @@ def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), 
         fake_llm.answer("NoveltyStep",
                         {"thought": "look it up", "action": "search", "query": "neural network width"},
                         {"thought": "nothing does this", "action": "novel", "query": ""})
+    fake_llm.answer("NoveltyDecision", *[{"thought": "nothing does this", "novel": True}] * len(ideas))
     fake_llm.answer("ExperimentPlan", *[{"runs": [
         {"description": description, "knob_changes": changes, "code_change": ""} for description, changes in plan
     ]}] * len(ideas))

@@ -27,17 +27,23 @@ STAGES = ["novelty", "experiments", "plots", "writeup", "review"]
 
 
 class SchemaQueues:
-    """The fake model's script, answered by the server from the JSON schema each request names."""
+    """The fake model's script, answered by the server from the JSON schema each request names. A schema's
+    script starts over when it runs out: the kill may land after a reply was sent and before the run recorded
+    it, so the resumed run asks again and gets the same answers."""
 
     def __init__(self) -> None:
+        self.script: dict[str, list] = {}
         self.by_schema: dict[str, deque] = {}
 
     def answer(self, name: str, *replies) -> None:
-        self.by_schema.setdefault(name, deque()).extend(replies)
+        self.script.setdefault(name, []).extend(replies)
 
     def __call__(self, request):
         name = request.json["response_format"]["json_schema"]["name"]
-        reply = self.by_schema[name].popleft()
+        queue = self.by_schema.setdefault(name, deque())
+        if not queue:
+            queue.extend(self.script[name])
+        reply = queue.popleft()
         return reply(request) if callable(reply) else reply
 
 

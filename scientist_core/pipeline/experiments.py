@@ -350,7 +350,8 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                 return record
             tail = outcome.execution.stderr_tail.strip()[-STDERR_FED_BACK:]
             problem = f"{outcome.problem}; stderr ends with:\n{tail}" if tail else f"{outcome.problem} (no stderr)"
-        failed.append(planned)
+        if code_changed or not wants_code_change(getattr(planned, "code_change", "")):
+            failed.append(planned)  # this configuration ran or was checked; one whose code change failed may repeat
         with (workspace / "notes.txt").open("a") as journal:
             journal.write(f"## {name} attempt {attempt + 1} failed: {planned.description}\n"
                           f"knob changes: {describe_changes(changes, baseline)}\n{problem}\n\n")
