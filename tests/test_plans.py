@@ -15,8 +15,8 @@ from scientist_core.models import Idea
 from scientist_core.pipeline.context import RunContext, RunOptions
 from scientist_core.pipeline.experiments import run_experiments
 from scientist_core.pipeline.ideas import generate_ideas
-from scientist_core.pipeline.plans import (changeable_knobs, describe_changes, idea_model, knob_changes_model,
-                                           plan_models, wants_code_change)
+from scientist_core.pipeline.plans import (baseline_values, changeable_knobs, describe_changes, idea_model,
+                                           knob_changes_model, plan_models, wants_code_change)
 from scientist_core.settings import load_settings
 from scientist_core.store import Store
 from tests.pipeline_script import script_full_run
@@ -61,7 +61,19 @@ def test_an_idea_needing_code_is_refused_with_the_reason_fed_back(configured, pl
     assert "cannot change code" in feedback[0] and "hidden_size" in feedback[0]
     assert "make_dataset" in feedback[1]
     prompt = fake_llm.history[0].messages[-1].content
-    assert "hidden_size = 32" in prompt and "only knobs, not code" in prompt
+    assert "hidden_size = 32" in prompt and "cannot edit code" in prompt
+    assert "def make_dataset" not in prompt  # the code is not shown to a run that cannot change it
+
+
+def test_without_code_changes_the_knobs_come_before_the_experiment_and_no_code_change_is_asked(plugin_host):
+    template = plugin_host.create("template", "diffusion")
+    schema = idea_model(template, code_changes=False, max_knobs=3).model_json_schema()
+    order = list(schema["properties"])
+    assert order.index("Knobs") < order.index("Experiment") and "Code_change" not in order
+    assert "Knobs" in schema["required"]
+    with pytest.raises(ValidationError, match="Knobs"):  # a missing list is not an empty one
+        idea_model(template, code_changes=False, max_knobs=3).model_validate(
+            {k: v for k, v in WIDER.items() if k != "Knobs"})
 
 
 def test_ideas_name_only_existing_knobs_and_at_least_one_without_code(plugin_host):
@@ -95,15 +107,25 @@ def test_plan_rules_bounds_in_the_schema_and_no_restated_defaults(plugin_host):
     refused = {
         "beta_end": run(beta_end=1.0),                                   # out of the knob's range
         "changes nothing": run(beta_end=0.02),                           # only a restated default
-        "at most 3": run(learning_rate=1e-3, beta_end=0.03, steps=50, grad_clip=1.0),
-        "does not name": run(steps=50),                                  # a knob the idea is not about
+        "steps": run(steps=50),                                          # a knob the idea is not about
         "repeats run 1": None,
     }
     for expected, bad in refused.items():
         runs = [run(learning_rate=1e-3)] * 2 if bad is None else [bad]
         with pytest.raises(ValidationError, match=expected):
             plan.model_validate({"runs": runs})
-    assert planned.model_validate({**run(steps=50), "other_knobs_reason": "longer training isolates the rate"})
+    _, unnamed = plan_models(template, 2, code_changes=True, quick=True, max_knob_changes=3)  # no knobs named
+    with pytest.raises(ValidationError, match="at most 3"):
+        unnamed.model_validate({"runs": [run(learning_rate=1e-3, beta_end=0.03, steps=50, grad_clip=1.0)]})
+    # a knob of a few choices offers the others only: a small model cannot pick the baseline's
+    schedule_idea = Idea.model_validate({**WIDER, "Knobs": ["beta_schedule"]})
+    _, schedule_plan = plan_models(template, 2, code_changes=False, quick=True, idea=schedule_idea)
+    changes_schema = schedule_plan.model_json_schema()["$defs"]["KnobChanges"]["properties"]
+    assert list(changes_schema) == ["beta_schedule"]
+    offered = [option.get("const") for option in changes_schema["beta_schedule"]["anyOf"] if "null" != option["type"]]
+    assert offered == ["quadratic"] and baseline_values(template, True)["beta_schedule"] == "linear"
+    order = list(schedule_plan.model_json_schema()["$defs"]["PlannedRun"]["properties"])
+    assert order.index("knob_changes") < order.index("description")
     assert describe_changes({"learning_rate": 5e-3, "lr_schedule": "constant"},
                             {"learning_rate": 3e-4, "lr_schedule": "cosine"}) == \
         "learning_rate from 0.0003 to 0.005 (raised), lr_schedule from cosine to constant"
@@ -137,7 +159,8 @@ def test_a_restating_plan_and_a_bad_value_cost_repair_rounds_not_run_attempts(co
     attempts = [row for row in ctx.store.experiments("run") if row["run_index"] == 1]
     assert len(attempts) == 1 and attempts[0]["status"] == "done"
     feedback = repair_feedback(fake_llm, "ExperimentPlan")
-    assert "at most 3" in feedback[0] and "learning_rate" in feedback[1]
+    assert "num_layers, optimizer, steps, weight_decay: not among the knobs this run may change (hidden_size, " \
+           "learning_rate)" in feedback[0] and "learning_rate" in feedback[1]
     plan_prompt = next(c for c in fake_llm.history if c.schema.__name__ == "ExperimentPlan").messages[-1].content
     assert "time" not in plan_prompt.split("Baseline results")[1].split("Plan at most")[0]  # timings vary
 

@@ -69,20 +69,24 @@ def _known_ideas_text(ctx: RunContext, ideas: list[Idea]) -> str:
 
 def _messages(ctx: RunContext, ideas: list[Idea]) -> list[Message]:
     prompt = ctx.template.prompt()
-    code = (ctx.template.files_dir() / ctx.template.experiment_file).read_text()[:MAX_CODE_CHARS]
     fields = ctx.template.knobs_model().model_fields
     baseline = baseline_values(ctx.template, ctx.options.quick)
     knobs = "\n".join(f"- {name} = {json.dumps(baseline.get(name))}: {fields[name].description or ''}"
                       for name in changeable_knobs(ctx.template))
     most = ctx.options.max_knob_changes
-    scope = (f"This run can change only knobs, not code: the idea must be tested by changing at most {most} of "
-             "these knobs; name them in Knobs and leave Code_change empty." if not ctx.options.code_changes else
-             f"Name in Knobs the knobs the idea changes (at most {most}); describe in Code_change a change the "
-             "knobs cannot express, or leave it empty.")
+    if ctx.options.code_changes:
+        code = (ctx.template.files_dir() / ctx.template.experiment_file).read_text()[:MAX_CODE_CHARS]
+        shown = f"The experiment code:\n```python\n{code}\n```\n\n"
+        scope = (f"Name in Knobs the knobs the idea changes (at most {most}); describe in Code_change a change the "
+                 "knobs cannot express, or leave it empty.")
+    else:  # the code is not shown: what a run can change is the knobs, and a small model copies what it reads
+        shown = ""
+        scope = (f"This run cannot edit code: the idea must be tested by changing at most {most} of these knobs, "
+                 "named in Knobs.")
     return [
         Message(role="system", content=prompt["system"]),
         Message(role="user", content=(
-            f"{prompt['task_description']}\n\nThe experiment code:\n```python\n{code}\n```\n\n"
+            f"{prompt['task_description']}\n\n{shown}"
             f"Knobs an idea can change without editing code, with their baseline values:\n{knobs}\n{scope}\n\n"
             f"Ideas already explored (do not repeat them):\n{_known_ideas_text(ctx, ideas)}\n\n"
             "Propose one new research idea that this code can test within a few runs. Name is lowercase with "

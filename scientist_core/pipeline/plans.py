@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from scientist_core.errors import ExperimentError
 from scientist_core.models import Idea
@@ -61,66 +62,88 @@ def code_names(template: Template) -> frozenset[str]:
 
 def idea_model(template: Template, code_changes: bool, max_knobs: int) -> type[Idea]:
     """The Idea schema for `template`: Knobs from the template's changeable knobs, at most `max_knobs`; without
-    `code_changes`, at least one, and an idea that needs a code change is refused with the reason."""
+    `code_changes`, at least one, asked before the Experiment (which then describes changes to them), Code_change
+    out of the schema, and an idea that needs a code change is refused with the reason."""
     knob_names = changeable_knobs(template)
     defined = code_names(template)
     knob_list = ", ".join(knob_names)
+    knobs_type = list[Literal[tuple(knob_names)]]  # type: ignore[valid-type]
+    about = f"the template's knobs this idea's experiment changes (at most {max_knobs})"
+    if code_changes:
+        return create_model("Idea", __base__=Idea, knobs=(knobs_type, Field(
+            default_factory=list, alias="Knobs", max_length=max_knobs, description=about)))
+    knobs_field = (knobs_type, Field(alias="Knobs", min_length=1, max_length=max_knobs, description=about))
 
     def check(idea: Idea) -> Idea:
-        if code_changes:
-            return idea
         if wants_code_change(idea.code_change):
             raise ValueError(f"this idea needs a code change ({idea.code_change.strip()[:120]}), but this run "
-                             f"cannot change code: propose an idea tested by changing only these knobs: {knob_list}; "
-                             "leave Code_change empty")
+                             f"cannot change code: propose an idea tested by changing only these knobs: {knob_list}")
         named = sorted(n for n in defined if re.search(rf"\b{re.escape(n)}\b", idea.experiment))
         if named:
             raise ValueError(f"the Experiment changes {', '.join(named)}, code of the template, but this run cannot "
                              f"change code: describe an experiment made only of changes to the knobs {knob_list}")
         return idea
 
+    field = Idea.model_fields  # the same fields, Knobs before Experiment: a model writes the knobs, then the runs
     return create_model(
-        "Idea", __base__=Idea,
+        "Idea", __config__=ConfigDict(populate_by_name=True),
         __validators__={"runnable": model_validator(mode="after")(check)},
-        knobs=(list[Literal[tuple(knob_names)]], Field(  # type: ignore[valid-type]
-            default_factory=list, alias="Knobs", min_length=0 if code_changes else 1, max_length=max_knobs,
-            description=f"the template's knobs this idea's experiment changes (at most {max_knobs})")),
+        name=(str, field["name"]), title=(str, field["title"]), knobs=knobs_field,
+        experiment=(str, Field(alias="Experiment", description="the runs that test the idea, each as new values "
+                                                               "of the knobs named in Knobs")),
+        interestingness=(int, field["interestingness"]), feasibility=(int, field["feasibility"]),
+        novelty=(int, field["novelty"]),
+        code_change=(SkipJsonSchema[str], Field("", alias="Code_change")),  # validated, never asked for
     )
 
 
 # -- plans ------------------------------------------------------------------------------------------------
 
-def knob_changes_model(template: Template) -> type[BaseModel]:
-    """The template's knobs, every one optional and with its own bounds: the schema knob changes are written in,
-    so even a small model under constrained decoding can only name knobs that exist, with values in range."""
-    from typing import Annotated
+def knob_changes_model(template: Template, knobs: set[str] | None = None,
+                       baseline: dict[str, Any] | None = None) -> type[BaseModel]:
+    """The template's knobs (or only `knobs`), every one optional and with its own bounds: the schema knob changes
+    are written in, so even a small model under constrained decoding can only name knobs that exist, with values
+    in range. A knob with a few choices offers only those other than its `baseline` value."""
+    from typing import Annotated, get_args, get_origin
 
     fields = {}
     for name, info in template.knobs_model().model_fields.items():
-        if name in template.fixed_knobs:
+        if name in template.fixed_knobs or (knobs is not None and name not in knobs):
             continue
-        bounded = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        annotation = info.annotation
+        choices = get_args(annotation) if get_origin(annotation) is Literal else (True, False) \
+            if annotation is bool else ()
+        if choices and baseline is not None and len(choices) > 1:
+            annotation = Literal[tuple(c for c in choices if c != baseline.get(name))]  # type: ignore[misc]
+        bounded = Annotated[(annotation, *info.metadata)] if info.metadata else annotation
         fields[name] = (Optional[bounded], Field(None, description=info.description))
-    return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"), **fields)
+
+    def only_these(data: Any) -> Any:
+        others = sorted(set(data) - set(fields)) if isinstance(data, dict) else []
+        if others:
+            raise ValueError(f"{', '.join(others)}: not among the knobs this run may change ({', '.join(fields)}); "
+                             "leave them out")
+        return data
+
+    return create_model("KnobChanges", __config__=ConfigDict(extra="forbid"),
+                        __validators__={"only_these": model_validator(mode="before")(only_these)}, **fields)
 
 
 def plan_models(template: Template, max_runs: int, code_changes: bool = True, *, quick: bool = False,
                 idea: Idea | None = None, max_knob_changes: int = 3) -> tuple[type[BaseModel], type[BaseModel]]:
     """(PlannedRun, ExperimentPlan) for this template and idea. A run changes at most `max_knob_changes` knobs,
-    each to a value that differs from the baseline's (a restated default is dropped by code), the whole set valid
-    for the template; only knobs the idea names unless the run says why; without `code_changes` knobs only."""
-    changes_model = knob_changes_model(template)
+    only those the idea names when it names some, each to a value that differs from the baseline's (a restated
+    default is dropped by code), the whole set valid for the template; without `code_changes` knobs only. The
+    knob changes come before the description, so the description follows the values and not the other way."""
     baseline = baseline_values(template, quick)
-    named = set(idea.knobs) if idea is not None else set()
+    named = set(idea.knobs) if idea is not None and idea.knobs else None
+    changes_model = knob_changes_model(template, named, baseline)
     fields: dict[str, Any] = {
-        "description": (str, Field(description="what this run changes and why, in one sentence")),
         "knob_changes": (changes_model, Field(default_factory=changes_model,
-                                              description=f"at most {max_knob_changes} knobs to change; leave the "
-                                                          "rest null")),
+                                              description=f"at most {max_knob_changes} knobs to change, each to a "
+                                                          "value other than the baseline's; leave the rest null")),
+        "description": (str, Field(description="what this run changes and why, in one sentence")),
     }
-    if named:
-        fields["other_knobs_reason"] = (str, Field("", description="why this run changes knobs the idea does not "
-                                                                   "name; empty when it changes only those"))
     if code_changes:
         fields["code_change"] = (str, Field("", description="a code change the knobs cannot express, or empty"))
 
@@ -136,10 +159,6 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
         if len(changes) > max_knob_changes:
             raise ValueError(f"the run changes {len(changes)} knobs ({', '.join(changes)}): change at most "
                              f"{max_knob_changes}, those the idea is about, and leave the others null")
-        others = sorted(set(changes) - named) if named else []
-        if others and not run.other_knobs_reason.strip():
-            raise ValueError(f"the run changes {', '.join(others)}, which the idea does not name "
-                             f"({', '.join(sorted(named))}): change those, or say why in other_knobs_reason")
         try:
             template.knobs(quick=quick, changes=changes)
         except ExperimentError as exc:
@@ -152,7 +171,7 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
     def check_plan(plan: BaseModel) -> BaseModel:
         seen: list[dict] = []
         for number, run in enumerate(plan.runs, 1):
-            key = run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json")
+            key = run.model_dump(exclude={"description"}, mode="json")
             if key in seen:
                 raise ValueError(f"run {number} repeats run {seen.index(key) + 1}: every run changes something else")
             seen.append(key)
@@ -165,10 +184,10 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
 
 def refusing(planned_model: type[BaseModel], failed: list[BaseModel]) -> type[BaseModel]:
     """`planned_model`, refusing any of the `failed` configurations again: a fix must change something."""
-    tried = [run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json") for run in failed]
+    tried = [run.model_dump(exclude={"description"}, mode="json") for run in failed]
 
     def check(run: BaseModel) -> BaseModel:
-        if run.model_dump(exclude={"description", "other_knobs_reason"}, mode="json") in tried:
+        if run.model_dump(exclude={"description"}, mode="json") in tried:
             raise ValueError("this repeats a configuration that already failed: change the values that made it "
                              "fail")
         return run
