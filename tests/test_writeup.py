@@ -224,6 +224,9 @@ def test_full_writeup_typesets_the_recorded_numbers(make_ctx, fake_llm):
     # the typed number in the draft went back to the model with the key it should use
     reflection = next(call for call in fake_llm.history if "0.873" in call.messages[-2].content)
     assert r"\result{run1.spirals.val_accuracy}" in reflection.messages[-1].content
+    # a knob-only run is described to the model by code, from its record, not by the plan's prose
+    prompt = fake_llm.history[0].messages[-1].content
+    assert "learning_rate from 0.01 to 0.03 (raised)" in prompt and "A larger learning rate." not in prompt
     # only what is cited is in the bibliography, written by code; index 7 was out of range and ignored
     bib = (result.latex_dir / "references.bib").read_text()
     assert ADAM_KEY in bib and "bengio2012practical" in bib and result.citations == 2

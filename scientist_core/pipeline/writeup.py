@@ -36,6 +36,7 @@ from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, G
                                         related_work_sentence, repair_section, result_values, results_table_tex,
                                         run_label, title_is_supported, word_ngrams)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
+from scientist_core.pipeline.plans import describe_changes
 
 __all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
            "skeleton_problems",
@@ -468,7 +469,9 @@ class _Writer:
                  "The runs (name each by what it changed, never by its number):"]
         for run in self.runs:
             label = run_label(run)
-            what = "the experiment unchanged" if run.index == 0 else " ".join(run.description.split())
+            # a knob-only run is described by code from its record: the plan's prose may misstate the values
+            what = ("the experiment unchanged" if run.index == 0 else " ".join(run.description.split())
+                    if run.code_changed else describe_changes(run.knob_changes, self.baseline))
             changes = f" Changed settings: {json.dumps(run.knob_changes)}." if run.knob_changes else ""
             code = " Its code was changed." if run.code_changed else ""
             lines.append(f"- {label}: {what}.{changes}{code} Result keys start with run{run.index}.")
