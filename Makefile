@@ -16,7 +16,7 @@ LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON $(LLAMA_NO_AMX)
 # The plugin packages installed (editable) beside the core and tested by CI.
 PLUGINS := plugins/example plugins/diffusion plugins/grokking plugins/nanogpt \
 	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local \
-	plugins/coders/aider
+	plugins/coders/aider plugins/review_bench
 # The main job: the diffusion template with the local model, sized for a 2-core CPU (see the file).
 RUN_CONFIG ?= configs/offline-cpu.toml
 

@@ -323,7 +323,6 @@ def _add_builtin_subcommands() -> None:
     from scientist_core.commands import coder, llm, review, sandbox
 
     app.command("review")(review.review)
-    app.command("review-bench")(review.review_bench)
     app.add_typer(llm.app, name="llm")
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(coder.app, name="coder")

@@ -10,16 +10,18 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from scientist_core import hookimpl
 from scientist_core.chat import Price
-from scientist_core.commands.review import review_bench
-from scientist_core.hookspecs import hookimpl
 from scientist_core.plugins import PluginInfo
-from scientist_core.review_bench import (
-    BenchError, BenchRecord, accuracy, balanced_accuracy, bootstrap, f1_score, false_negative_rate,
-    false_positive_rate, load_dataset, pearson, roc_auc, summarise,
-)
 from scientist_core.store import Store
 from scientist_core.testing import FakeLLM, Script
+from scientist_review_bench import plugin
+from scientist_review_bench.dataset import BenchError, load_dataset
+from scientist_review_bench.metrics import (
+    accuracy, balanced_accuracy, bootstrap, f1_score, false_negative_rate, false_positive_rate, pearson, roc_auc,
+    summarise,
+)
+from scientist_review_bench.results import BenchRecord
 
 TEXT = "A short paper about adapters. " * 20
 
@@ -81,8 +83,9 @@ def write_dataset(folder: Path) -> Path:
 
 
 def cli() -> typer.Typer:
+    """A CLI holding what the plugin's hook adds, beside a second command so typer keeps subcommand names."""
     app = typer.Typer()
-    app.command("review-bench")(review_bench)
+    plugin.register_commands(app)
     app.command("noop")(lambda: None)
     return app
 
