@@ -66,3 +66,13 @@ def template_module(template_name: str, description: str = "a test template") ->
         def register_templates(register):
             register(T)
     '''
+
+
+def modules_loaded_by(code: str, packages: set[str]) -> list[str]:
+    """The modules of `packages` (top-level names) that a fresh interpreter holds after running `code`: what an
+    import or a start-up really pulls in, which the test process, with everything already loaded, cannot tell."""
+    probe = (f"{code}\nimport sys\n"
+             f"print(' '.join(sorted(m for m in sys.modules if m.partition('.')[0] in {sorted(packages)!r})))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()

@@ -1,14 +1,16 @@
-"""Meta-tests that keep the hooks honest: each has a test and a docs entry; the core imports no plugin."""
+"""Meta-tests that keep the hooks honest: each has a test and a docs entry; the core imports no plugin, nor litellm."""
 
 import ast
 import inspect
 import re
+import tomllib
 from pathlib import Path
 
 import pluggy
 
 from scientist_core import hookspecs
 from scientist_core.plugins import KIND_HOOKS, PluginHost
+from tests.helpers import modules_loaded_by
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_"))
@@ -54,6 +56,19 @@ def test_core_imports_no_plugin_package():
                 if top.startswith("scientist_") and top != "scientist_core":
                     offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
+
+
+def test_the_core_neither_needs_nor_imports_litellm():
+    """litellm (seconds to import, a large dependency) belongs to scientist-litellm, the library of the provider
+    plugins that reach their API through it; the core, with only the local model, runs without it."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert [d for d in dependencies if d.startswith("litellm")] == []
+    code = ("import pkgutil, scientist_core\n"
+            "for module in pkgutil.walk_packages(scientist_core.__path__, 'scientist_core.'):\n"
+            "    __import__(module.name)")
+    loaded = modules_loaded_by(code, {"scientist_core", "litellm"})
+    assert "scientist_core.cli" in loaded and any(m.startswith("scientist_core.pipeline.") for m in loaded)
+    assert [m for m in loaded if m.split(".")[0] == "litellm"] == []
 
 
 def test_pluggy_marker_is_scientist():

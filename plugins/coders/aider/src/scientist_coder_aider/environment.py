@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scientist_core.errors import PluginError
+from scientist_litellm import OFFLINE_ENV
 
 AIDER_VERSION = "0.86.2"
 REQUIREMENTS = (f"aider-chat=={AIDER_VERSION}", "litellm!=1.107.0")  # 1.107.0 was a compromised release
@@ -45,10 +46,7 @@ def quiet_env(home: Path | None = None) -> dict[str, str]:
         "AIDER_ANALYTICS_DISABLE": "true",
         "AIDER_SHOW_RELEASE_NOTES": "false",
         "AIDER_DISABLE_PLAYWRIGHT": "true",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
-        "LITELLM_OFFLINE_MODE": "true",
-        "LITELLM_LOG": "ERROR",
+        **OFFLINE_ENV,
         "HF_HUB_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TRANSFORMERS_OFFLINE": "1",

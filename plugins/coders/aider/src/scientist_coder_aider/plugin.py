@@ -66,7 +66,7 @@ class AiderCoder(Coder):
         if problem:
             return Readiness(ready=False, detail=problem)
         if provider is not None:
-            from scientist_core.litellm_provider import LiteLLMProvider
+            from scientist_litellm import LiteLLMProvider
 
             if not isinstance(provider, LiteLLMProvider):
                 return Readiness(ready=False, detail=(
@@ -155,7 +155,7 @@ class AiderCoder(Coder):
     def route(self, provider: Any, model: str) -> ModelRoute:
         """How aider's litellm reaches `provider`'s `model`: the same route, endpoint, key and price as the
         provider's own calls."""
-        from scientist_core.litellm_provider import LiteLLMProvider, import_litellm
+        from scientist_litellm import LiteLLMProvider, import_litellm
 
         if not isinstance(provider, LiteLLMProvider):
             raise PluginError(f"aider reaches models through litellm, and {provider.name}/{model} is not such a model",

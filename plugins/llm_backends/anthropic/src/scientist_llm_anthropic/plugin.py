@@ -11,7 +11,7 @@ import os
 from typing import ClassVar
 
 from scientist_core import hookimpl
-from scientist_core.litellm_provider import LiteLLMProvider
+from scientist_litellm import LiteLLMProvider
 
 
 class AnthropicProvider(LiteLLMProvider):

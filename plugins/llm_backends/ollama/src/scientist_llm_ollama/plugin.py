@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from scientist_core import hookimpl
 from scientist_core.chat import Price
-from scientist_core.litellm_provider import LiteLLMProvider, get_json
 from scientist_core.models import ModelInfo, Readiness
+from scientist_litellm import LiteLLMProvider, get_json
 
 DEFAULT_HOST = "http://localhost:11434"
 

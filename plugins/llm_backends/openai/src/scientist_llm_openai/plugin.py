@@ -16,8 +16,8 @@ from pydantic import Field
 
 from scientist_core import hookimpl
 from scientist_core.chat import MissingAPIKey
-from scientist_core.litellm_provider import LiteLLMProvider, get_json
 from scientist_core.models import ModelInfo, Readiness
+from scientist_litellm import LiteLLMProvider, get_json
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "sk-no-key-needed"  # what an OpenAI-compatible server without authentication is sent

@@ -1,10 +1,9 @@
-"""What the litellm-based provider plugins share (openai, anthropic, ollama): one `LiteLLMProvider(LLM)`.
+"""`LiteLLMProvider(LLM)`: what the litellm-based provider plugins (openai, anthropic, ollama) share.
 
 A subclass names its litellm route (`litellm_prefix`), the environment variable of its key, the models it
 lists, and how it finds its server; this class does the call, the JSON-schema mode, usage and cost from
-litellm's price map (fetched from no network: LITELLM_LOCAL_MODEL_COST_MAP and LITELLM_OFFLINE_MODE are set
-before the import), and
-maps litellm's exceptions onto scientist_core.chat's LLMError family so Chat can retry the transient ones.
+litellm's price map (fetched from no network: OFFLINE_ENV is set before the import), and maps litellm's
+exceptions onto scientist_core.chat's LLMError family so Chat can retry the transient ones.
 
 litellm takes seconds to import, so it is imported on the first call, never when this module loads.
 Keys are read from the environment at call time, passed to litellm only, and masked in every error.
@@ -19,14 +18,22 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from scientist_core import LLM, Config
 from scientist_core.chat import (
     LLMError, LLMTimeout, MissingAPIKey, Price, RateLimited, TransientLLMError, parse_retry_after, redact,
 )
-from scientist_core.component import Config
-from scientist_core.llm import LLM
 from scientist_core.models import Completion, Message, ModelInfo, Readiness, Usage
 
-__all__ = ["LiteLLMProvider", "get_json", "import_litellm"]
+__all__ = ["OFFLINE_ENV", "LiteLLMProvider", "get_json", "import_litellm"]
+
+# litellm's switches that keep it from fetching price lists, header catalogues or tokenizers (the copies bundled
+# with the package are used instead), and its logging quiet; also given to aider's litellm in its own process
+OFFLINE_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_OFFLINE_MODE": "true",
+    "LITELLM_LOG": "ERROR",
+}
 
 _import_lock = threading.Lock()
 log = logging.getLogger("scientist.llm")
@@ -35,11 +42,8 @@ log = logging.getLogger("scientist.llm")
 def import_litellm() -> Any:
     """litellm, imported once with its price list read from the installed package (no download)."""
     with _import_lock:
-        # no fetch of price lists, header catalogues or tokenizers: the bundled copies are used
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
-        os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        for variable, value in OFFLINE_ENV.items():
+            os.environ.setdefault(variable, value)
         import litellm
 
         litellm.suppress_debug_info = True
