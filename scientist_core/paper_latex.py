@@ -520,6 +520,7 @@ class Study:
     fixed: Sequence[str] = ()             # knobs that define the measurement
     quick: Sequence[str] = ()             # knobs the template's quick mode set for these runs
     facts: Mapping[str, str] = field(default_factory=dict)
+    knob_notes: Mapping[str, str] = field(default_factory=dict)  # each knob's description in the template's code
 
     @property
     def variants(self) -> list["RunRecord"]:
@@ -606,6 +607,19 @@ class Study:
         return ("Every variant starts from the baseline and changes only what is listed here; the data, the "
                 "evaluation and every other setting stay as in the baseline.\n"
                 "\\begin{itemize}\n" + "\n".join(items or ["\\item no variant was run."]) + "\n\\end{itemize}\n")
+
+    def background(self) -> str:
+        """The settings the variants change, as the template's code describes them, with the baseline's values;
+        "" when the code describes none of them."""
+        names = list(dict.fromkeys(name for run in self.variants for name in run.knob_changes))
+        items = [f"\\item the {_words_of(name)} (\\texttt{{{latex_escape(name)}}}): "
+                 f"{latex_escape(self.knob_notes[name].strip().rstrip('.'))}; the baseline's value is "
+                 f"{_setting_tex(self.baseline[name])}." for name in names
+                 if self.knob_notes.get(name, "").strip() and name in self.baseline]
+        if not items:
+            return ""
+        return ("The variants change these settings of the experiment, as its code describes them:\n"
+                "\\begin{itemize}\n" + "\n".join(items) + "\n\\end{itemize}\n")
 
     def _seeds(self) -> str:
         count = next((self.baseline[name] for name in ("num_seeds", "n_seeds", "seeds")
@@ -1028,6 +1042,9 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
     problems += _knob_problems(text, stripped, rules)
     problems += _term_problems(text, stripped, rules)
     problems += _verdict_problems(text, stripped, rules)
+    claimed = [(p.start, p.end) for p in problems if p.kind in ("spin", "contradiction")]
+    problems += [p for p in _praise_problems(text, stripped, rules)  # a sentence already refused is told once
+                 if not any(start < p.end and p.start < end for start, end in claimed)]
     problems += _result_talk_problems(text, stripped, rules)
     gpu = rules.facts.get("gpu", "none")
     for match in _GPU_NAME.finditer(prose):
@@ -1086,6 +1103,26 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
     return problems
 
 
+def _praise_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
+    """When no recorded comparison shows an improvement, a sentence that praises a finding or a changed setting
+    ("the quadratic schedule resulted in better performance", "the beta schedule provided a good balance") is spin,
+    whatever metric it names or leaves out; a cited sentence speaks of its reference and is left alone."""
+    comparisons = [c for v in rules.results.values() if (c := compare_with_baseline(v, rules.results)) is not None]
+    if not comparisons or any(_improves(c, rules) for c in comparisons):
+        return []
+    knobs = [tuple(_WORD.findall(name.lower().replace("_", " "))) for name in rules.knob_directions]
+    problems = []
+    for start, end, words in _prose_sentences(stripped):
+        sentence = _prose(stripped[start:end])
+        about_runs = _FINDING.search(sentence) or any(_has(words, knob) for knob in knobs)
+        if about_runs and _PRAISE.search(sentence) and not _CITE.search(stripped[start:end]) \
+                and not _NEGATION.search(sentence) and not _HYPOTHETICAL.search(sentence):
+            problems.append(Problem("spin", f"line {_line_of(text, start)}: no variant was clearly better than the "
+                                    "baseline in any recorded result, but this sentence praises one; say plainly "
+                                    "what the numbers show", start, end))
+    return problems
+
+
 def _improves(comparison: Comparison, rules: SectionRules) -> bool:
     return comparison.proven if rules.require_stderrs else comparison.improvement
 
@@ -1140,9 +1177,27 @@ _HYPOTHETICAL = re.compile(r"\b(?:if|whether|could|might|may|would|should|expect
                            r"try|trying|future|next)\b", re.IGNORECASE)
 
 
+# what a sentence reporting a finding says: "the results show", "we observed", "X led to", "is more effective"
+_FINDING = re.compile(r"\b(?:results?|resulted|observ\w*|found|show(?:s|ed|n)?|demonstrat\w*|suggest\w*|"
+                      r"indicat\w*|led|leads?|outperform\w*|achiev\w*|yield\w*|performed|effective\w*)\b",
+                      re.IGNORECASE)
+# praise of a result: what a sentence says when it calls a change good, whatever the metric
+_PRAISE = re.compile(r"\b(?:improv\w*|better|best|outperform\w*|superior|gains?|boost\w*|surpass\w*|enhanc\w*|"
+                     r"benefit\w*|advantage\w*|effective\w*|good|successful\w*|helps?|helped|useful)\b",
+                     re.IGNORECASE)
+
+
+def _says_anything(sentence: str) -> bool:
+    """Whether a sentence makes any claim about a result: a verdict or a direction, one or several."""
+    return any(pattern.search(sentence) for pattern in (_PRAISE, _WORSE_CLAIM, _UNCLEAR_CLAIM, _LOWER_CLAIM,
+                                                         _HIGHER_CLAIM))
+
+
 def _result_talk_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
-    """In a text that states no results: sentences citing a \\result, or saying a recorded metric was better,
-    worse, unclear, higher or lower (a small model's background that gets the comparisons backwards)."""
+    """In a text that states no results: sentences citing a \\result, saying a recorded metric was better,
+    worse, unclear, higher or lower, or reporting a finding in any words ("the linear schedule resulted in lower
+    losses", "this suggests the change is more effective"): a small model's background that gets the
+    comparisons backwards."""
     if rules.states_results:
         return []
     metrics = {tuple(_WORD.findall(value.metric.lower())) for value in rules.results.values()}
@@ -1150,8 +1205,8 @@ def _result_talk_problems(text: str, stripped: str, rules: SectionRules) -> list
     for start, end, words in _prose_sentences(stripped):
         words = [_METRIC_WORDS.get(word, word) for word in words]
         sentence = _prose(stripped[start:end])
-        talks = any(_has(words, metric) for metric in metrics) and _claims(sentence) and \
-            not _HYPOTHETICAL.search(sentence)
+        about_results = any(_has(words, metric) for metric in metrics) or _FINDING.search(sentence)
+        talks = about_results and _says_anything(sentence) and not _HYPOTHETICAL.search(sentence)
         if talks or _RESULT.search(stripped[start:end]):
             problems.append(Problem("result_talk", f"line {_line_of(text, start)}: this part states no results (the "
                                     "Results section does, from the records); leave the comparison out", start, end))

@@ -95,6 +95,36 @@ def test_what_code_writes_passes_every_check_and_repeats_nothing():
     assert r"\texttt{num\_seeds}=1 and \texttt{seed}=0" in parts.setup() and r"\EnvCores{} cores" in parts.setup()
 
 
+def test_praise_and_findings_that_the_records_do_not_hold_are_caught_in_any_words():
+    """Sentences of the main job's paper (seed 0, 1.5B model), moved to this study's knobs: with no clear
+    improvement recorded, praise of a change is spin whatever metric it names; where no results belong, a finding
+    in any words is result talk."""
+    interpretation = rules_for(ONE_SEED_RUNS, require_stderrs=True)
+    for spin in ("Overall, the larger learning rate resulted in better performance on the toy data.",
+                 "The learning rate provided a good balance between speed and accuracy.",
+                 "A larger learning rate helped; the narrower network was worse."):
+        assert [p.kind for p in check_section(spin, interpretation)] == ["spin"], spin
+    for fine in ("With one seed per run, no variant was clearly better than the baseline.",
+                 f"Adam improves the step size of each coordinate \\citep{{{ADAM_KEY}}}.",
+                 "A larger learning rate could speed up training."):
+        assert check_section(fine, interpretation) == [], fine
+    background = rules_for(ONE_SEED_RUNS, require_stderrs=True, states_results=False)
+    for talk in ("The larger learning rate resulted in lower validation losses and higher validation accuracies.",
+                 "This suggests that the larger learning rate is more effective for toy data."):
+        assert "result_talk" in [p.kind for p in check_section(talk, background)], talk
+    assert check_section("The learning rate sets the size of each optimizer step.", background) == []
+
+
+def test_the_background_of_the_structured_style_is_the_templates_own_account_of_each_changed_knob():
+    notes = {"learning_rate": "step size of the optimizer", "hidden_size": "units per hidden layer.", "steps": "x"}
+    text = Study(ONE_SEED_RUNS, result_values(ONE_SEED_RUNS), EXAMPLE_BASELINE, "x", knob_notes=notes).background()
+    assert text == ("The variants change these settings of the experiment, as its code describes them:\n"
+                    "\\begin{itemize}\n\\item the learning rate (\\texttt{learning\\_rate}): step size of the "
+                    "optimizer; the baseline's value is 0.01.\n\\item the hidden size (\\texttt{hidden\\_size}): "
+                    "units per hidden layer; the baseline's value is 32.\n\\end{itemize}\n")
+    assert study().background() == ""  # no notes from the code: no Background
+
+
 def test_a_sentence_copied_from_the_prompt_is_caught_and_removed():
     prompt = ("The runs (name each by what it changed, never by its number):\n- learning_rate=0.03: A larger "
               "learning rate.\nThe machine every run used (write the macros, not their values): \\EnvCPU (Some "
@@ -154,7 +184,7 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
         assert [p.kind for p in check_section(wrong, rules)] == ["contradiction"], wrong
     for right in ("The hidden size=8 variant was worse in val accuracy.",
                   "The learning rate variant made no clear difference in validation loss.",
-                  "A larger learning rate helped; the narrower network was worse.",      # no metric named
+                  "A larger learning rate changed little; the narrower one was worse.",  # no metric named
                   "Both the learning rate and the hidden size changed the val loss.",    # no verdict, two runs
                   "The hidden size=8 variant had a lower val accuracy, without standard errors to judge it by.",
                   "Changing the hidden size could have significant implications for the val loss."):
@@ -249,8 +279,8 @@ def test_the_free_style_keeps_none_of_the_worst_answers(make_ctx, fake_llm):
     files = generated(result)
     assert PARA in files["sec-introduction.tex"] and "\\textbf{Spirals} are the hardest" in files["sec-results.tex"]
     assert "\\citep{kingma2015adam}" in files["sec-related-work.tex"] and "Related Work" in text
-    assert "\\section{Background}" not in files["body.tex"]
-    assert "the model gave no usable Background section: it was left out" in result.problems
+    assert files["sec-background.tex"].startswith("The variants change these settings")  # code's, from the records
+    assert "the model gave no usable Background section: code wrote it from the records" in result.problems
 
 
 @needs_latex
@@ -268,9 +298,6 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
                          f"{PARA}"}
 
     fake_llm.answer("Motivation", motivation)
-    fake_llm.answer("Background", lambda call: {"latex": (  # what the 1.5B model wrote: little survives the checks
-        "The baseline settings are provided in the code snippet. By reducing the number of steps we aim to see if the "
-        f"denoiser converges faster on 3D point clouds.\n{prompt_lines(call, 'What code')}")})
     fake_llm.answer("Interpretation", {"latex": (
         "Raising the learning rate improved the accuracy to \\result{run1.spirals.val_accuracy}. We decreased the "
         "learning rate to 0.03, which made training faster. The model was also tested on the 3D moon dataset. "
@@ -280,13 +307,14 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
         f"| run | accuracy |\n|---|---|\n| baseline | 0.81 |\n\n{PARA}")})
     fake_llm.answer("NextSteps", {"latex": f"{PARA} Future work should try a schedule for the learning rate."})
     fake_llm.answer("RelatedWork", {"sentences": [
-        {"key": ADAM_KEY, "sentence": "This section could not be written."},
+        {"key": ADAM_KEY, "sentence": "The results show that this change leads to a lower val loss but a higher "
+                                      "val accuracy."},  # the 1.5B model: these runs' findings, as a reference's
         {"key": "bengio2012practical", "sentence": "Bengio recommends tuning the learning rate first, as these "
                                                    "runs do one setting at a time."}]})
 
     result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
 
-    assert not fake_llm.replies and len(fake_llm.history) == 2 + 5
+    assert not fake_llm.replies and len(fake_llm.history) == 2 + 4  # code writes the Background
     text = assert_clean(result)
     files = generated(result)
     assert files["sec-introduction.tex"].startswith(
@@ -302,13 +330,14 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
     results = files["sec-results.tex"]
     assert "(better)" not in results and "from a single seed: no clear difference" in results
     assert "A narrower network has less capacity, which fits its lower accuracy" in results
-    assert "code snippet" not in files["sec-background.tex"]  # the rest of a bad answer is no Background
+    assert files["sec-background.tex"].startswith("The variants change these settings of the experiment")
+    assert "step size of the optimizer; the baseline's value is 0.01" in files["sec-background.tex"]
     assert results.rstrip().endswith("it says nothing about other models or data.")
     assert files["sec-related-work.tex"] == (
         f"\\citet{{{ADAM_KEY}}} studied \\emph{{Adam: A Method for Stochastic Optimization}}. Bengio recommends "
         "tuning the learning rate first, as these runs do one setting at a time \\citep{bengio2012practical}.\n")
     assert files["sec-conclusion.tex"].endswith("Future work should try a schedule for the learning rate.\n")
-    assert "\\section{Background}" not in files["body.tex"] and "Kingma" in text
+    assert "\\section{Background}" in files["body.tex"] and "Kingma" in text
     title = (result.latex_dir / "generated" / "title.txt").read_text().strip()
     assert title == ("Step Size and Width in Tiny Networks: changing the learning rate and the hidden size of Tiny "
                      "numpy MLP on 2-D toy data")
@@ -318,7 +347,7 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
 def test_the_structured_style_without_references_leaves_related_work_out(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx(writeup="structured", citation_rounds=0, writeup_fix_rounds=0)
     assert not (ctx.template.files_dir() / "latex" / "references.bib").exists()  # nothing to cite at all
-    for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
+    for schema in ("Motivation", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."})
     idea = IDEA.model_copy(update={"title": "Tiny Networks on 3D Point Clouds", "experiment": "Raise the learning "
                                    "rate on 3D point clouds. Shrink the hidden layer."})
@@ -328,8 +357,7 @@ def test_the_structured_style_without_references_leaves_related_work_out(make_ct
     files = generated(result)
     assert result.pdf_path is not None and files["sec-related-work.tex"].strip() == ""
     assert "\\section{Related Work}" not in files["body.tex"] and "\\section{Method}" in files["body.tex"]
-    assert [call.schema.__name__ for call in fake_llm.history] == ["Motivation", "Background", "Interpretation",
-                                                                   "NextSteps"]
+    assert [call.schema.__name__ for call in fake_llm.history] == ["Motivation", "Interpretation", "NextSteps"]
     # an idea that says more than the records: not in the title, and its prompt keeps only what they hold
     title = (result.latex_dir / "generated" / "title.txt").read_text().strip()
     assert title == "Changing the learning rate and the hidden size of Tiny numpy MLP on 2-D toy data"
@@ -343,7 +371,7 @@ def test_the_structured_related_work_says_each_thing_once(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx(writeup="structured", writeup_fix_rounds=0)
     fake_llm.answer("CitationQuery", {"done": False, "query": "adam"})
     fake_llm.answer("CitationChoice", {"indices": [1, 2]})
-    for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
+    for schema in ("Motivation", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."})
     said_of_each = "This research relates to the idea of generative models and deep learning."  # the 1.5B model's
     fake_llm.answer("RelatedWork", {"sentences": [
@@ -362,7 +390,7 @@ def test_the_structured_related_work_says_each_thing_once(make_ctx, fake_llm):
 @needs_latex
 def test_a_structured_paper_is_revised_after_a_review(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx(writeup="structured", writeup_fix_rounds=0, citation_rounds=0)
-    for schema in ("Motivation", "Background", "Interpretation", "NextSteps"):
+    for schema in ("Motivation", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."}, {"latex": "Nothing usable either."})
     first = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
 

@@ -135,10 +135,6 @@ class Motivation(BaseModel):
     latex: str = Field(description="2 to 4 sentences of LaTeX: the problem and why these changes could matter")
 
 
-class Background(BaseModel):
-    latex: str = Field(description="2 to 4 sentences of LaTeX: the concepts a reader needs")
-
-
 class Interpretation(BaseModel):
     latex: str = Field(description="2 to 4 sentences of LaTeX: what the computed comparisons suggest")
 
@@ -211,14 +207,13 @@ code writes the rest of the paper from the records. Rules:
 PIECES: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("motivation", Motivation, "Write the opening of the Introduction: the problem these runs address and why "
                                "their changes could matter, in 2 to 4 sentences. No results."),
-    ("background", Background, "Write the Background section: the concepts a reader needs to follow the method, "
-                               "in 2 to 4 sentences, citing the references listed where they fit."),
     ("interpretation", Interpretation, "Interpret the comparisons code wrote, in 2 to 4 sentences: what they "
                                        "suggest and why, saying plainly where a variant was worse or made no clear "
                                        "difference."),
     ("next-steps", NextSteps, "Say what to try next, given these results, in 1 to 3 sentences."),
 )
-PIECES_WITHOUT_RESULTS = ("motivation", "background", "next-steps")  # code's Results section states them
+# parts that state no results of these runs (code's Results section does); related work speaks of the references
+PIECES_WITHOUT_RESULTS = ("motivation", "next-steps", "related-work")
 RELATED_TASK = ("For each reference listed, write one sentence: what it did and how these runs relate to it. Give "
                 "the reference's key with each sentence.")
 
@@ -376,13 +371,20 @@ class _Writer:
         template = self.ctx.template
         self.study = Study(self.runs, self.results, self.baseline, template.description,
                            fixed=[name for name in self.baseline if name in template.fixed_knobs],
-                           quick=list(template.quick_knobs) if self.ctx.options.quick else [], facts=self.facts)
+                           quick=list(template.quick_knobs) if self.ctx.options.quick else [], facts=self.facts,
+                           knob_notes=self._knob_notes())
         self._allowed_numbers = self._settings_numbers()
 
     def _baseline_knobs(self) -> dict[str, Any]:
         try:
             return self.ctx.template.knobs(quick=self.ctx.options.quick).model_dump()
         except Exception:  # a template whose knobs cannot be built here still gets its paper
+            return {}
+
+    def _knob_notes(self) -> dict[str, str]:
+        try:
+            return {name: info.description or "" for name, info in self.ctx.template.knobs_model().model_fields.items()}
+        except Exception:  # as for _baseline_knobs: no knob model, no notes
             return {}
 
     def _settings_numbers(self) -> set[float]:
@@ -606,7 +608,8 @@ class _Writer:
     def code_parts(self) -> dict[str, str]:
         """The parts of the paper code writes from the records alone (STRUCTURED_LAYOUT names them)."""
         study = self.study
-        return {"abstract": study.abstract(), "opening": study.introduction(), "method": study.method(),
+        return {"abstract": study.abstract(), "opening": study.introduction(), "background": study.background(),
+                "method": study.method(),
                 "setup": study.setup(), "results": study.results([label for _, _, label in self.figures]),
                 "limitations": study.limitations(), "summary": study.conclusion()}
 
