@@ -309,6 +309,8 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
     fake_llm.answer("RelatedWork", {"sentences": [
         {"key": ADAM_KEY, "sentence": "The results show that this change leads to a lower val loss but a higher "
                                       "val accuracy."},  # the 1.5B model: these runs' findings, as a reference's
+        {"key": "bengio2012practical", "sentence": "Bengio introduces a method for stochastic optimization of deep "
+                                                   "architectures."},  # Adam's title in Bengio's sentence: refused
         {"key": "bengio2012practical", "sentence": "Bengio recommends tuning the learning rate first, as these "
                                                    "runs do one setting at a time."}]})
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,6 +224,12 @@ STRUCTURED_LAYOUT: dict[str, tuple[str, ...]] = {
     "background": ("background",), "method": ("method",), "experimental-setup": ("setup",),
     "results": ("results", "interpretation", "limitations"), "conclusion": ("summary", "next-steps"),
 }
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    """Three words in a row, one of them long ("simulated annealing through" yes, "one of the" no)."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {gram for gram in zip(words, words[1:], words[2:]) if any(len(word) >= 5 for word in gram)}
 
 
 def _heading(name: str) -> str:
@@ -681,19 +688,26 @@ class _Writer:
         # a small model says the same of every reference: each thing is said once, of the first
         for item, text in zip(items, drop_repeats([normalize_text(item.sentence) for item in items])[0]):
             about = next(description for key, _, description in citable if key == item.key)
-            sentence = self._cited_sentence(item.key, text, about)
+            others = [description for key, _, description in citable if key != item.key]
+            sentence = self._cited_sentence(item.key, text, about, others)
             if sentence and item.key not in written:
                 written[item.key] = sentence
         return " ".join(written.get(key) or related_work_sentence(key, title) for key, title, _ in citable) + "\n"
 
-    def _cited_sentence(self, key: str, sentence: str, about: str) -> str | None:
+    def _cited_sentence(self, key: str, sentence: str, about: str, others: Sequence[str] = ()) -> str | None:
         """The model's `sentence` on reference `key`, citing it; None unless it passes code's checks and shares a
-        word with what is known of the reference (`about`): "This section could not be written." does not."""
+        word with what is known of the reference (`about`): "This section could not be written." does not. Nor
+        does a sentence that describes another reference in its words (three words in a row from what is known of
+        one of the `others` and not of this one): a small model mixes the references up."""
         text = normalize_text(sentence).strip()
         if key not in cited_keys(text):
             text = re.sub(r"[\s.!?]*$", lambda _: f" \\citep{{{key}}}.", text, count=1)
-        words = set(re.findall(r"[a-z]{5,}", re.sub(r"\\cite\w*\{[^{}]*\}", "", text).lower()))
+        plain = re.sub(r"\\cite\w*\{[^{}]*\}", "", text).lower()
+        words = set(re.findall(r"[a-z]{5,}", plain))
         if not words & set(re.findall(r"[a-z]{5,}", about.lower())) or self.check("related-work", text):
+            return None
+        own, said = _trigrams(about), _trigrams(plain)
+        if any(said & (_trigrams(other) - own) for other in others):
             return None
         return text
 
