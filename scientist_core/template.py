@@ -26,7 +26,11 @@ class Template(Component):
     `experiment.py` (trains and writes `<out_dir>/final_info.json`), `plot.py`, `prompt.json`
     (`system`, `task_description`), `seed_ideas.json` and `latex/template.tex`. Its knobs are a pydantic
     model so an idea can change them without editing code; the core writes them to `<out_dir>/knobs.json`
-    and runs `python experiment.py --out_dir <out_dir> --knobs <out_dir>/knobs.json` in the sandbox.
+    and runs `python experiment.py --out_dir <out_dir> --knobs <out_dir>/knobs.json` in the sandbox. A knob
+    declares on its field what the core must know of it, so the experiment file stays the one place knobs are
+    named: `json_schema_extra={"fixed": True}` for a knob that defines the measurement (data, evaluation, seeds:
+    ideas may not change it, or runs would stop being comparable with the baseline), and `{"quick": value}` for
+    its value in quick mode.
     """
 
     kind: ClassVar[str] = "template"
@@ -34,10 +38,6 @@ class Template(Component):
     experiment_file: ClassVar[str] = "experiment.py"
     plot_file: ClassVar[str] = "plot.py"
     knobs_class: ClassVar[str] = "Knobs"
-    # knobs that define the measurement (evaluation protocol, seeds, data): ideas may not change them, or runs
-    # would stop being comparable with the baseline
-    fixed_knobs: ClassVar[frozenset[str]] = frozenset()
-    quick_knobs: ClassVar[dict[str, Any]] = {}
     # the metric a reader looks at first (progress lines show it); None: the first metric that measures quality
     primary_metric: ClassVar[str | None] = None
     limits: ClassVar[Limits] = Limits()
@@ -51,6 +51,21 @@ class Template(Component):
         """The pydantic model of the experiment's knobs: by default the class `knobs_class` of the experiment
         file, loaded by path so the file stays standalone in a workspace, on first use (it may import torch)."""
         return _load_knobs(self.files_dir() / self.experiment_file, self.knobs_class)
+
+    @property
+    def fixed_knobs(self) -> frozenset[str]:
+        """The knobs whose field says `"fixed": True`: they define the measurement, so ideas may not change them."""
+        return frozenset(name for name, extra in self._knob_extras().items() if extra.get("fixed"))
+
+    @property
+    def quick_knobs(self) -> dict[str, Any]:
+        """Quick mode's knob values, from the fields that give a `"quick"` value, in the order of the fields."""
+        return {name: extra["quick"] for name, extra in self._knob_extras().items() if "quick" in extra}
+
+    def _knob_extras(self) -> dict[str, dict[str, Any]]:
+        fields = self.knobs_model().model_fields
+        return {name: field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+                for name, field in fields.items()}
 
     def knobs(self, quick: bool = False, changes: dict[str, Any] | None = None) -> BaseModel:
         """Defaults, then quick mode's overrides, then an idea's changes, validated together."""
