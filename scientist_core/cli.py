@@ -85,9 +85,9 @@ def templates(as_json: bool = JsonFlag) -> None:
                                  "distribution": reg.plugin.distribution, "version": reg.plugin.version}
         if as_json:
             try:
-                schema = reg.cls().knobs_model().model_json_schema()
-                entry["knobs"] = schema.get("properties", {})
-                entry["quick_knobs"] = reg.cls.quick_knobs
+                template = reg.cls()
+                entry["knobs"] = template.knobs_model().model_json_schema().get("properties", {})
+                entry["quick_knobs"] = template.quick_knobs
             except Exception as exc:  # a template whose knobs fail to import is still listed
                 entry["knobs_error"] = f"{type(exc).__name__}: {exc}"
         rows.append(entry)

@@ -1,4 +1,8 @@
-"""Research templates: a small working experiment, its plot step, prompts and a LaTeX skeleton."""
+"""Research templates: a small working experiment, its plot step, prompts and a LaTeX skeleton.
+
+Every template's paper starts from the one skeleton in `latex_skeleton/` beside this module; a template's own
+`latex/` folder holds only what it changes (its references, another layout), copied over the skeleton.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,25 @@ from scientist_core.errors import ExperimentError, PluginError
 from scientist_core.models import Idea
 from scientist_core.sandbox import Limits
 
+# the paper skeleton every template starts from: template.tex (the LaTeX contract of docs/writeup.md) and the
+# conference layout it uses, scientistconf.sty
+LATEX_SKELETON = Path(__file__).parent / "latex_skeleton"
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
+
 
 class Template(Component):
     """Base class of research templates.
 
     A template is a folder of files (`files_dir`) that is copied into each run's workspace:
     `experiment.py` (trains and writes `<out_dir>/final_info.json`), `plot.py`, `prompt.json`
-    (`system`, `task_description`), `seed_ideas.json` and `latex/template.tex`. Its knobs are a pydantic
-    model so an idea can change them without editing code; the core writes them to `<out_dir>/knobs.json`
-    and runs `python experiment.py --out_dir <out_dir> --knobs <out_dir>/knobs.json` in the sandbox.
+    (`system`, `task_description`), `seed_ideas.json`, and optionally `latex/` with what its paper changes of
+    the core's skeleton. Its knobs are a pydantic model so an idea can change them without editing code; the
+    core writes them to `<out_dir>/knobs.json` and runs
+    `python experiment.py --out_dir <out_dir> --knobs <out_dir>/knobs.json` in the sandbox. A knob declares
+    on its field what the core must know of it, so the experiment file stays the one place knobs are named:
+    `json_schema_extra={"fixed": True}` for a knob that defines the measurement (data, evaluation, seeds: ideas
+    may not change it, or runs would stop being comparable with the baseline), and `{"quick": value}` for its
+    value in quick mode.
     """
 
     kind: ClassVar[str] = "template"
@@ -34,10 +48,6 @@ class Template(Component):
     experiment_file: ClassVar[str] = "experiment.py"
     plot_file: ClassVar[str] = "plot.py"
     knobs_class: ClassVar[str] = "Knobs"
-    # knobs that define the measurement (evaluation protocol, seeds, data): ideas may not change them, or runs
-    # would stop being comparable with the baseline
-    fixed_knobs: ClassVar[frozenset[str]] = frozenset()
-    quick_knobs: ClassVar[dict[str, Any]] = {}
     # the metric a reader looks at first (progress lines show it); None: the first metric that measures quality
     primary_metric: ClassVar[str | None] = None
     limits: ClassVar[Limits] = Limits()
@@ -52,6 +62,21 @@ class Template(Component):
         file, loaded by path so the file stays standalone in a workspace, on first use (it may import torch)."""
         return _load_knobs(self.files_dir() / self.experiment_file, self.knobs_class)
 
+    @property
+    def fixed_knobs(self) -> frozenset[str]:
+        """The knobs whose field says `"fixed": True`: they define the measurement, so ideas may not change them."""
+        return frozenset(name for name, extra in self._knob_extras().items() if extra.get("fixed"))
+
+    @property
+    def quick_knobs(self) -> dict[str, Any]:
+        """Quick mode's knob values, from the fields that give a `"quick"` value, in the order of the fields."""
+        return {name: extra["quick"] for name, extra in self._knob_extras().items() if "quick" in extra}
+
+    def _knob_extras(self) -> dict[str, dict[str, Any]]:
+        fields = self.knobs_model().model_fields
+        return {name: field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+                for name, field in fields.items()}
+
     def knobs(self, quick: bool = False, changes: dict[str, Any] | None = None) -> BaseModel:
         """Defaults, then quick mode's overrides, then an idea's changes, validated together."""
         values = {**(self.quick_knobs if quick else {}), **(changes or {})}
@@ -65,12 +90,22 @@ class Template(Component):
             ) from None
 
     def prepare_workspace(self, workspace: Path) -> Path:
-        """Copy the template's files into a fresh workspace; the installed package is never written to."""
+        """Copy the template's files, its paper's skeleton in `latex/`, into a fresh workspace; the installed
+        package is never written to."""
         if workspace.exists() and any(workspace.iterdir()):
             raise ExperimentError(f"workspace {workspace} is not empty", "choose another --out folder")
-        shutil.copytree(self.files_dir(), workspace, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(self.files_dir(), workspace, dirs_exist_ok=True, ignore=_CACHES)
+        self.write_latex(workspace / "latex")
         return workspace
+
+    def write_latex(self, folder: Path) -> Path:
+        """Write the paper's skeleton into `folder`: the core's (`LATEX_SKELETON`), then the template's own
+        `latex/` files over it. Returns `folder`."""
+        shutil.copytree(LATEX_SKELETON, folder, dirs_exist_ok=True)
+        own = self.files_dir() / "latex"
+        if own.is_dir():
+            shutil.copytree(own, folder, dirs_exist_ok=True, ignore=_CACHES)
+        return folder
 
     def prepare_data(self, data_dir: Path, quick: bool) -> list[Path]:
         """Fetch, check and cache what the experiment reads, on this machine, before the template's runs: the

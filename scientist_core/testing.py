@@ -4,27 +4,33 @@
 - `plugin_host`: a freshly loaded plugin host (the same one the CLI uses in this process).
 - `fake_llm`: a scripted LLM provider `fake` registered as a real plugin: `enqueue()` replies, read `history`.
 - `run_store`: a run store in a temporary folder.
+- `experiment_module`: a template's experiment file as a module (given a `template` fixture).
 
 For template authors, plain functions that run a template's scripts the way the core lays them out (knobs.json
 in the run folder, the template's own commands, this interpreter), without the sandbox, so a test sees the
 experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`;
-and `template_contract_problems`, everything a template must hold to that code can check without running it.
+`template_contract_problems`, everything a template must hold to that code can check without running it; and
+`TemplateContract`, the tests every template passes, which a template's suite subclasses.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from scientist_core.errors import ExperimentError
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
 from scientist_core.models import Completion, FinalInfo, Message, ModelInfo, Usage
@@ -155,6 +161,13 @@ def run_store(tmp_path: Path) -> Store:
     store.close()
 
 
+@pytest.fixture(scope="module")
+def experiment_module(template: Template):
+    """The template's experiment file as a module, loaded by path as the core loads it for the knobs. Needs a
+    module-scoped `template` fixture: the suite's own, or TemplateContract's."""
+    return sys.modules[template.knobs_model().__module__]
+
+
 @pytest.fixture
 def openai_server():
     """A loopback OpenAI-compatible HTTP server (scientist_core.fake_openai.FakeOpenAIServer), started for the
@@ -254,4 +267,114 @@ def template_contract_problems(template: Template, allowed_imports: set[str], wo
                                 "seed_ideas.json", "latex/template.tex")) if not (workspace / name).is_file()]
     if list(workspace.rglob("__pycache__")):
         problems.append("a prepared workspace holds __pycache__ folders")
-    return problems
+    return problems + _bibliography_problems(workspace / "latex")
+
+
+def _bibliography_problems(skeleton: Path) -> list[str]:
+    """The keys the skeleton's template.tex cites (the default's disclosure cites The AI Scientist) that the
+    template's references.bib does not hold: each would print as "?" in every paper."""
+    from scientist_core.bibtex import parse_bibtex
+    from scientist_core.paper_latex import cited_keys
+
+    main, bib = skeleton / "template.tex", skeleton / "references.bib"
+    cited = cited_keys(main.read_text(errors="replace")) if main.is_file() else []
+    held = {entry.key for entry in parse_bibtex(bib.read_text(errors="replace"))} if bib.is_file() else set()
+    missing = [key for key in cited if key not in held]
+    return [f"latex/template.tex cites {', '.join(missing)}, which latex/references.bib does not hold"] \
+        if missing else []
+
+
+class TemplateContract:
+    """The tests every template passes. A template's suite subclasses it, naming the template and what its
+    scripts may import besides the standard library:
+
+        class TestExampleTemplate(TemplateContract):
+            template_class = ExampleTemplate
+            allowed_imports = {"numpy", "pydantic", "matplotlib"}
+
+    Tests of the subclass may use its `cli_baseline` fixture: the template's quick baseline, run once through the
+    real `scientist` console script and sandbox. A template whose runs read data overrides the class fixture
+    `template_data_dir` with a folder that holds them (the runs have no network).
+    """
+
+    template_class: ClassVar[type[Template]]
+    allowed_imports: ClassVar[set[str]] = set()
+
+    @pytest.fixture(scope="module")  # module: the suite's module-scoped fixtures may take it too
+    @classmethod
+    def template(cls) -> Template:
+        return cls.template_class()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def template_data_dir(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """SCIENTIST_DATA_DIR of `cli_baseline`; empty here."""
+        return tmp_path_factory.mktemp("data")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cli_baseline(cls, template: Template, template_data_dir: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """`scientist baseline <template> --quick` through the real console script and sandbox: its run folder.
+        The data folder may lie under /tmp, which the sandbox hides: runs see it because the core exposes it."""
+        work = tmp_path_factory.mktemp("cli")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SCIENTIST_")}
+        env.update(HOME=str(work / "home"), SCIENTIST_DATA_DIR=str(template_data_dir))
+        scientist = Path(sys.executable).with_name("scientist")
+        proc = subprocess.run([str(scientist), "baseline", template.name, "--quick", "--out", str(work / "out")],
+                              cwd=work, env=env, capture_output=True, text=True,
+                              timeout=template.quick_limits.timeout_s + 300)  # the run's limit, start-up and data
+        assert proc.returncode == 0, proc.stderr
+        printed = Path(proc.stdout.strip().splitlines()[0])
+        assert printed.name == "final_info.json" and printed.is_file(), proc.stdout
+        assert printed.is_relative_to(work / "out")
+        return printed.parent
+
+    def test_registered_through_its_distributions_entry_point(self, plugin_host, template):
+        registration = plugin_host.get("template", template.name)
+        assert registration.cls is self.template_class
+        entry_points = importlib.metadata.distribution(registration.plugin.distribution).entry_points
+        assert self.template_class.__module__ in {ep.value for ep in entry_points if ep.group == "scientist"}
+
+    def test_unknown_knob_is_rejected(self, template):
+        with pytest.raises(ExperimentError, match="lerning_rate"):
+            template.knobs(changes={"lerning_rate": 0.1})
+
+    def test_quick_overrides_apply_and_an_ideas_changes_win(self, template):
+        full, quick = template.knobs(), template.knobs(quick=True)
+        for key, value in template.quick_knobs.items():
+            assert getattr(quick, key) == value != getattr(full, key), key
+        changeable = [key for key in template.quick_knobs if key not in template.fixed_knobs]
+        assert changeable, "quick mode sets no knob an idea may change"
+        key = changeable[0]
+        assert getattr(template.knobs(quick=True, changes={key: getattr(full, key)}), key) == getattr(full, key)
+
+    def test_every_knob_is_described(self, template):
+        fields = template.knobs_model().model_fields
+        assert [name for name, field in fields.items() if not field.description] == []
+
+    def test_a_quick_baseline_through_the_cli_writes_final_info(self, cli_baseline):
+        assert read_final_info(cli_baseline).datasets
+
+    def test_plot_names_a_run_that_has_no_results(self, template, tmp_path):
+        empty = tmp_path / "run_0"
+        empty.mkdir()
+        proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(empty)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0
+        assert str(empty) in proc.stderr
+
+    @pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdflatex")),
+                        reason="needs latexmk and pdflatex")
+    def test_the_paper_skeleton_follows_the_writeup_contract(self, plugin_host, template, tmp_path):
+        """The skeleton, the core's with the template's changes, compiles with the files the write-up generates
+        (placeholders here)."""
+        from scientist_core.pipeline.writeup import preflight_latex
+
+        compiler = plugin_host.create("compiler", "latexmk")
+        assert preflight_latex(template.write_latex(tmp_path / "skeleton"), compiler, tmp_path / "latex") == []
+        assert (tmp_path / "latex" / "template.pdf").read_bytes()[:5] == b"%PDF-"
+
+    def test_the_template_keeps_the_template_contract(self, template, tmp_path):
+        """Imports, the command in the docstring, prompts, seed ideas, a clean workspace, the skeleton's citations."""
+        assert template_contract_problems(template, self.allowed_imports, tmp_path) == []

@@ -243,6 +243,27 @@ def test_the_template_contract_refuses_seed_ideas_that_need_code(plugin_host, tm
     assert "make_dataset" in problems[1]
 
 
+def test_a_template_without_latex_gets_the_core_skeleton_and_must_hold_what_it_cites(plugin_host, tmp_path,
+                                                                                      monkeypatch):
+    from scientist_core.template import LATEX_SKELETON
+    from scientist_core.testing import template_contract_problems
+
+    template = plugin_host.create("template", "example")
+    files = tmp_path / "files"
+    shutil.copytree(template.files_dir(), files, ignore=shutil.ignore_patterns("latex", "__pycache__"))
+    monkeypatch.setattr(type(template), "files_dir", lambda self: files)  # the example without its latex/
+    skeleton = template.prepare_workspace(tmp_path / "workspace") / "latex"
+    assert sorted(path.name for path in skeleton.iterdir()) == ["scientistconf.sty", "template.tex"]
+    assert (skeleton / "template.tex").read_bytes() == (LATEX_SKELETON / "template.tex").read_bytes()
+    allowed = {"numpy", "pydantic", "matplotlib"}
+    assert template_contract_problems(template, allowed, tmp_path / "work") == [
+        "latex/template.tex cites lu2024aiscientist, which latex/references.bib does not hold"]
+    (files / "latex").mkdir()  # a latex/ of its own holds only what it adds: here the reference the skeleton cites
+    (files / "latex" / "references.bib").write_text("@article{lu2024aiscientist, title={The AI Scientist}}\n")
+    assert template_contract_problems(template, allowed, tmp_path / "work2") == []
+    assert (template.write_latex(tmp_path / "paper") / "references.bib").is_file()
+
+
 def test_without_a_usable_idea_from_the_model_a_seed_idea_stands_in(configured, plugin_host, fake_llm):
     """The 1.5B model, told that its idea needs code, answered with the same idea again nine times."""
     ctx = context(plugin_host, code_changes=False, num_ideas=1, reflections=1)

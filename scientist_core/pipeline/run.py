@@ -84,7 +84,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
         raise ScientistError(f"the LaTeX compiler {settings.compiler!r} is not ready: {readiness.detail}",
                              "install it before spending anything on a paper that cannot be built")
     with tempfile.TemporaryDirectory() as scratch:
-        problems = preflight_latex(template.files_dir() / "latex", compiler, Path(scratch) / "latex")
+        problems = preflight_latex(template.write_latex(Path(scratch) / "skeleton"), compiler, Path(scratch) / "latex")
     broken = [p for p in problems if "does not compile" in p or "not ready" in p]
     if broken:
         raise ScientistError(f"the paper of template {options.template!r} cannot be built: {broken[0]}",

@@ -38,6 +38,7 @@ from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, G
                                         run_label, title_is_supported, word_ngrams)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
 from scientist_core.pipeline.plans import describe_changes
+from scientist_core.template import LATEX_SKELETON
 
 __all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
            "skeleton_problems",
@@ -58,35 +59,6 @@ MAX_RELATED = 8          # references the Related Work of the structured style d
 _SKELETON_NEEDS = ((r"\input{generated/meta}", re.compile(r"\\input\s*\{\s*generated/meta(?:\.tex)?\s*\}")),
                    (r"\input{generated/body}", re.compile(r"\\input\s*\{\s*generated/body(?:\.tex)?\s*\}")),
                    (r"\bibliography{references}", re.compile(r"\\bibliography\s*\{\s*references\s*\}")))
-
-# Used when a template's skeleton does not follow the contract, so the paper still compiles.
-BUILTIN_SKELETON = r"""\documentclass{article}
-\usepackage[margin=1in]{geometry}
-\usepackage[numbers]{natbib}
-\usepackage{graphicx}
-\usepackage{amsmath,amssymb}
-\usepackage{booktabs}
-\usepackage{hyperref}
-\input{generated/meta}
-
-\title{\PaperTitle}
-\author{Anonymous}
-\date{}
-
-\begin{document}
-\maketitle
-
-\begin{abstract}
-\PaperAbstract
-\end{abstract}
-
-\input{generated/body}
-
-\bibliographystyle{plainnat}
-\bibliography{references}
-
-\end{document}
-"""
 
 
 class WriteupResult(BaseModel):
@@ -274,6 +246,16 @@ def skeleton_problems(tex: str) -> list[str]:
     return [f"it has no {needed}" for needed, pattern in _SKELETON_NEEDS if not pattern.search(uncommented)]
 
 
+def _use_builtin_skeleton(latex_dir: Path) -> str:
+    """Write the core's skeleton into `latex_dir` as BUILTIN_MAIN, beside the style files it uses, so a paper
+    whose template skeleton breaks the contract still compiles; the main file's name."""
+    (latex_dir / BUILTIN_MAIN).write_text((LATEX_SKELETON / MAIN_FILE).read_text())
+    for style in LATEX_SKELETON.glob("*.sty"):
+        if not (latex_dir / style.name).exists():
+            shutil.copy(style, latex_dir)
+    return BUILTIN_MAIN
+
+
 def preflight_latex(template_latex_dir: Path, compiler: Any, work_dir: Path) -> list[str]:
     """Compile a template's skeleton with placeholder generated files, before any money is spent on a paper;
     the problems found (empty: the skeleton and the toolchain work). `work_dir` must not exist yet."""
@@ -285,8 +267,7 @@ def preflight_latex(template_latex_dir: Path, compiler: Any, work_dir: Path) -> 
     problems = [f"{main}: {p}" for p in skeleton_problems((work_dir / main).read_text(errors="replace"))] \
         if (work_dir / main).is_file() else [f"the skeleton has no {main}"]
     if problems:
-        (work_dir / BUILTIN_MAIN).write_text(BUILTIN_SKELETON)
-        main = BUILTIN_MAIN
+        main = _use_builtin_skeleton(work_dir)
     generated = work_dir / GENERATED_DIR
     generated.mkdir(exist_ok=True)
     (work_dir / META_FILE).write_text(meta_tex("A placeholder title", {}, {"cpu": "placeholder"}))
@@ -345,7 +326,7 @@ class _Writer:
         self.report(message)
 
     def prepare(self) -> None:
-        source = self.ctx.template.files_dir() / "latex"
+        earlier: Path | None = None  # the paper a review asks to revise
         self._read_template_bibliography()
         if self.feedback:
             earlier = self.workspace / "latex"
@@ -359,19 +340,19 @@ class _Writer:
             if (earlier / CITATIONS_FILE).is_file():
                 for item in json.loads((earlier / CITATIONS_FILE).read_text()):
                     self._cite(Paper.model_validate(item))
-            source = earlier if earlier.is_dir() else source
             if self.latex_dir.exists():
                 shutil.rmtree(self.latex_dir)
-        if not self.latex_dir.is_dir():
-            shutil.copytree(source, self.latex_dir, ignore=shutil.ignore_patterns(
+        if not self.latex_dir.is_dir() and earlier is not None and earlier.is_dir():
+            shutil.copytree(earlier, self.latex_dir, ignore=shutil.ignore_patterns(
                 "*.aux", "*.log", "*.pdf", "*.bbl", "*.blg", "*.fls", "*.fdb_latexmk", ".latexmk", ".chktex"))
+        elif not self.latex_dir.is_dir():
+            self.ctx.template.write_latex(self.latex_dir)
         main = self.latex_dir / self.main
         broken = skeleton_problems(main.read_text(errors="replace")) if main.is_file() else [f"there is no {self.main}"]
         if broken:
             self.problem(f"the template's LaTeX skeleton breaks the contract ({'; '.join(broken)}): the built-in "
                          "skeleton was used (see docs/writeup.md)")
-            (self.latex_dir / BUILTIN_MAIN).write_text(BUILTIN_SKELETON)
-            self.main = BUILTIN_MAIN
+            self.main = _use_builtin_skeleton(self.latex_dir)
         (self.latex_dir / GENERATED_DIR).mkdir(exist_ok=True)
         self._place_figures()
         self.baseline = self._baseline_knobs()

@@ -3,9 +3,6 @@ reproducibility, a bad setting scoring worse, plots, prompts and the paper skele
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,13 +10,11 @@ import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.testing import (finish_experiment, read_final_info, run_plot, start_experiment,
-                                    template_contract_problems)
+from scientist_core.testing import TemplateContract, finish_experiment, read_final_info, run_plot, start_experiment
 from scientist_diffusion.plugin import DiffusionTemplate
 
 DATASETS = ["circle", "dino", "line", "moons"]
 METRIC_NAMES = {"training_time", "eval_loss", "inference_time", "kl_divergence"}
-SCIENTIST = Path(sys.executable).with_name("scientist")
 # a learning rate 100x too small: training runs normally but the model learns too little in quick mode's steps
 BAD_KNOBS = {"learning_rate": 3e-6}
 
@@ -29,29 +24,8 @@ def template() -> DiffusionTemplate:
     return DiffusionTemplate()
 
 
-@pytest.fixture(scope="module")
-def experiment_module(template):
-    """template/experiment.py as a module (the core loads it by path for the knobs)."""
-    return sys.modules[template.knobs_model().__module__]
-
-
 def kl(run_dir: Path) -> dict[str, float]:
     return {name: result.means["kl_divergence"] for name, result in read_final_info(run_dir).datasets.items()}
-
-
-@pytest.fixture(scope="module")
-def cli_baseline(tmp_path_factory) -> Path:
-    """`scientist baseline diffusion --quick` through the real console script and the real sandbox: run_0."""
-    work = tmp_path_factory.mktemp("cli")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCIENTIST_")}
-    env.update(HOME=str(work / "home"), SCIENTIST_DATA_DIR=str(work / "data"))
-    proc = subprocess.run([str(SCIENTIST), "baseline", "diffusion", "--quick", "--out", str(work / "out")],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    printed = Path(proc.stdout.strip().splitlines()[0])
-    assert printed.name == "final_info.json" and printed.is_file(), proc.stdout
-    assert printed.is_relative_to(work / "out")
-    return printed.parent
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +34,7 @@ def bad_run(template, tmp_path_factory) -> Path:
     return finish_experiment(start_experiment(template, workspace, {**BAD_KNOBS, "datasets": ["circle", "moons"]}), workspace)
 
 
-# -- registration and knobs ------------------------------------------------------------------------------------
-
-def test_registered_through_the_entry_point(plugin_host):
-    registration = plugin_host.get("template", "diffusion")
-    assert registration.cls is DiffusionTemplate
-    assert registration.plugin.distribution == "scientist-diffusion"
-
+# -- knobs -----------------------------------------------------------------------------------------------------------
 
 def test_defaults_are_the_papers_baseline(template):
     knobs = template.knobs()
@@ -78,11 +46,6 @@ def test_defaults_are_the_papers_baseline(template):
     assert (knobs.dataset_size, knobs.num_samples, knobs.kl_neighbours) == (100_000, 10_000, 5)
 
 
-def test_unknown_knob_is_rejected(template):
-    with pytest.raises(ExperimentError, match="lerning_rate"):
-        template.knobs(changes={"lerning_rate": 0.1})
-
-
 @pytest.mark.parametrize("changes", [
     {"learning_rate": -1.0}, {"datasets": ["mnist"]}, {"datasets": []}, {"steps": "many"},
     {"embedding_dim": 127}, {"beta_schedule": "cosine"}, {"ema_beta": 1.0}, {"num_timesteps": 1},
@@ -91,13 +54,6 @@ def test_unknown_knob_is_rejected(template):
 def test_invalid_knob_values_are_rejected(template, changes):
     with pytest.raises(ExperimentError):
         template.knobs(changes=changes)
-
-
-def test_quick_overrides_apply_and_an_ideas_changes_win(template):
-    full, quick = template.knobs(), template.knobs(quick=True)
-    for key, value in template.quick_knobs.items():
-        assert getattr(quick, key) == value != getattr(full, key)
-    assert template.knobs(quick=True, changes={"steps": 7}).steps == 7
 
 
 def test_every_knob_is_described(template):
@@ -143,45 +99,60 @@ def test_kl_estimator_is_small_for_the_same_distribution_and_large_for_another(e
     assert shifted == pytest.approx(0.5 / np.log(2), rel=0.1)
 
 
-# -- real runs -------------------------------------------------------------------------------------------------
+# -- the template contract, and real runs compared with its quick baseline through the CLI and sandbox ----------
 
-def test_a_quick_baseline_through_the_cli_writes_the_results_contract(cli_baseline, template):
-    info = read_final_info(cli_baseline)
-    assert list(info.datasets) == DATASETS
-    for result in info.datasets.values():
-        assert set(result.means) == METRIC_NAMES
-        assert all(np.isfinite(value) for value in result.means.values())
-        assert result.means["training_time"] > 0 and result.means["inference_time"] > 0
-    with np.load(cli_baseline / "all_results.npz") as arrays:
-        for name in DATASETS:
-            assert arrays[f"{name}.train_loss"].shape == (template.quick_knobs["steps"],)
-            assert arrays[f"{name}.samples"].shape == (template.quick_knobs["num_samples"], 2)
-    # quick mode must learn the coarse shapes, or a good idea could not be told from a bad one
-    kls = kl(cli_baseline)
-    assert kls["circle"] < 1.0 and kls["line"] < 0.5 and kls["moons"] < 0.8 and kls["dino"] < 7.0, kls
+class TestDiffusionTemplate(TemplateContract):
+    """The contract every template keeps (scientist_core.testing), and runs compared with its `cli_baseline`."""
 
+    template_class = DiffusionTemplate
+    allowed_imports = {"numpy", "scipy", "torch", "pydantic", "matplotlib"}
 
-def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(cli_baseline, template, tmp_path):
-    # one dataset, in this process (num_workers=1): the parallel run of all four must give the same numbers
-    again = start_experiment(template, tmp_path / "again", {"datasets": ["moons"], "num_workers": 1})
-    # the first step's loss depends only on the seed (initialisation, batch, noise): a few steps tell seeds apart
-    other = start_experiment(template, tmp_path / "other", {"datasets": ["moons"], "seed": 1, "steps": 20,
-                                                            "num_samples": 100})
-    again, other = finish_experiment(again, tmp_path / "again"), finish_experiment(other, tmp_path / "other")
-    baseline, repeated = read_final_info(cli_baseline).datasets["moons"].means, read_final_info(again).datasets["moons"].means
-    for key in ("eval_loss", "kl_divergence"):
-        assert repeated[key] == baseline[key]
-    with np.load(cli_baseline / "all_results.npz") as first, np.load(again / "all_results.npz") as second, \
-            np.load(other / "all_results.npz") as third:
-        np.testing.assert_array_equal(first["moons.samples"], second["moons.samples"])
-        np.testing.assert_array_equal(first["moons.train_loss"], second["moons.train_loss"])
-        assert third["moons.train_loss"][0] != first["moons.train_loss"][0]
+    def test_a_quick_baseline_through_the_cli_writes_the_results_contract(self, cli_baseline, template):
+        info = read_final_info(cli_baseline)
+        assert list(info.datasets) == DATASETS
+        for result in info.datasets.values():
+            assert set(result.means) == METRIC_NAMES
+            assert all(np.isfinite(value) for value in result.means.values())
+            assert result.means["training_time"] > 0 and result.means["inference_time"] > 0
+        with np.load(cli_baseline / "all_results.npz") as arrays:
+            for name in DATASETS:
+                assert arrays[f"{name}.train_loss"].shape == (template.quick_knobs["steps"],)
+                assert arrays[f"{name}.samples"].shape == (template.quick_knobs["num_samples"], 2)
+        # quick mode must learn the coarse shapes, or a good idea could not be told from a bad one
+        kls = kl(cli_baseline)
+        assert kls["circle"] < 1.0 and kls["line"] < 0.5 and kls["moons"] < 0.8 and kls["dino"] < 7.0, kls
 
+    def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(self, cli_baseline, template,
+                                                                             tmp_path):
+        # one dataset, in this process (num_workers=1): the parallel run of all four must give the same numbers
+        again = start_experiment(template, tmp_path / "again", {"datasets": ["moons"], "num_workers": 1})
+        # the first step's loss depends only on the seed (initialisation, batch, noise): a few steps tell seeds apart
+        other = start_experiment(template, tmp_path / "other", {"datasets": ["moons"], "seed": 1, "steps": 20,
+                                                                "num_samples": 100})
+        again, other = finish_experiment(again, tmp_path / "again"), finish_experiment(other, tmp_path / "other")
+        baseline = read_final_info(cli_baseline).datasets["moons"].means
+        repeated = read_final_info(again).datasets["moons"].means
+        for key in ("eval_loss", "kl_divergence"):
+            assert repeated[key] == baseline[key]
+        with np.load(cli_baseline / "all_results.npz") as first, np.load(again / "all_results.npz") as second, \
+                np.load(other / "all_results.npz") as third:
+            np.testing.assert_array_equal(first["moons.samples"], second["moons.samples"])
+            np.testing.assert_array_equal(first["moons.train_loss"], second["moons.train_loss"])
+            assert third["moons.train_loss"][0] != first["moons.train_loss"][0]
 
-def test_a_bad_learning_rate_scores_clearly_worse(cli_baseline, bad_run):
-    good, bad = kl(cli_baseline), kl(bad_run)
-    for name in bad:
-        assert bad[name] > 2 * good[name] and bad[name] - good[name] > 0.5, (name, bad, good)
+    def test_a_bad_learning_rate_scores_clearly_worse(self, cli_baseline, bad_run):
+        good, bad = kl(cli_baseline), kl(bad_run)
+        for name in bad:
+            assert bad[name] > 2 * good[name] and bad[name] - good[name] > 0.5, (name, bad, good)
+
+    def test_plot_draws_every_run(self, cli_baseline, bad_run, template, tmp_path):
+        workspace = tmp_path / "plots"
+        proc = run_plot(template, workspace, [cli_baseline, bad_run])
+        assert proc.returncode == 0, proc.stderr
+        assert {path.name for path in workspace.glob("*.png")} == {"train_loss.png", "generated_images.png"}
+        for path in workspace.glob("*.png"):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert path.stat().st_size > 20_000  # drawn, not blank
 
 
 def test_a_diverging_run_fails_with_one_line(template, tmp_path):
@@ -191,42 +162,3 @@ def test_a_diverging_run_fails_with_one_line(template, tmp_path):
     assert proc.returncode == 1
     assert stderr.strip().splitlines() == [stderr.strip()] and "diverged" in stderr
     assert not (tmp_path / "diverge" / "run_0" / "final_info.json").exists()
-
-
-# -- plot step ---------------------------------------------------------------------------------------------------
-
-def test_plot_draws_every_run(cli_baseline, bad_run, template, tmp_path):
-    workspace = tmp_path / "plots"
-    proc = run_plot(template, workspace, [cli_baseline, bad_run])
-    assert proc.returncode == 0, proc.stderr
-    assert {path.name for path in workspace.glob("*.png")} == {"train_loss.png", "generated_images.png"}
-    for path in workspace.glob("*.png"):
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert path.stat().st_size > 20_000  # drawn, not blank
-
-
-def test_plot_names_a_run_that_has_no_results(template, tmp_path):
-    proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "all_results.npz is missing" in proc.stderr
-
-
-# -- prompts, ideas, paper ---------------------------------------------------------------------------------------
-
-@pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdflatex")), reason="needs latexmk and pdflatex")
-def test_the_paper_skeleton_follows_the_writeup_contract(plugin_host, template, tmp_path):
-    """The skeleton compiles with the files the write-up generates (placeholders here), style file included."""
-    from scientist_core.pipeline.writeup import preflight_latex
-
-    compiler = plugin_host.create("compiler", "latexmk")
-    assert preflight_latex(template.files_dir() / "latex", compiler, tmp_path / "latex") == []
-    assert (tmp_path / "latex" / "template.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "scientistconf.sty" in (tmp_path / "latex" / "template.log").read_text(errors="replace")
-
-
-def test_the_template_keeps_the_template_contract(template, tmp_path):
-    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
-    assert template_contract_problems(template, {"numpy", "scipy", "torch", "pydantic", "matplotlib"}, tmp_path) == []
-    for name in ('latex/scientistconf.sty', 'latex/references.bib'):
-        assert (template.files_dir() / name).is_file(), name

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scientist_core.errors import ExperimentError
-from scientist_core.testing import read_final_info, run_experiment, run_plot, template_contract_problems
+from scientist_core.testing import TemplateContract, read_final_info, run_experiment, run_plot
 from scientist_example.plugin import ExampleTemplate
 
 DATASETS = {"spirals", "xor", "circles"}
@@ -41,31 +39,23 @@ def baseline(template: ExampleTemplate, tmp_path_factory: pytest.TempPathFactory
     return run_experiment(template, tmp_path_factory.mktemp("baseline"))
 
 
-# -- registration and knobs ------------------------------------------------------------------------------------
+# -- the template contract ---------------------------------------------------------------------------------------
 
-def test_registered_through_the_entry_point(plugin_host):
-    registration = plugin_host.get("template", "example")
-    assert registration.cls is ExampleTemplate
-    assert registration.plugin.distribution == "scientist-example"
+class TestExampleTemplate(TemplateContract):
+    """The contract every template keeps (scientist_core.testing): registration, knobs, quick mode, a quick
+    baseline through the CLI and sandbox, the plot step's errors, the paper skeleton, imports, prompts, ideas."""
+
+    template_class = ExampleTemplate
+    allowed_imports = {"numpy", "pydantic", "matplotlib"}
 
 
-def test_unknown_knob_is_rejected(template):
-    with pytest.raises(ExperimentError, match="lerning_rate"):
-        template.knobs(changes={"lerning_rate": 0.1})
-
+# -- knobs -----------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("changes", [{"learning_rate": -1.0}, {"datasets": ["mnist"]}, {"datasets": []},
                                      {"steps": "many"}])
 def test_invalid_knob_values_are_rejected(template, changes):
     with pytest.raises(ExperimentError):
         template.knobs(changes=changes)
-
-
-def test_quick_overrides_apply_and_an_ideas_changes_win(template):
-    full, quick = template.knobs(), template.knobs(quick=True)
-    for key, value in template.quick_knobs.items():
-        assert getattr(quick, key) == value != getattr(full, key)
-    assert template.knobs(quick=True, changes={"steps": 7}).steps == 7
 
 
 def test_every_knob_is_described(template):
@@ -126,21 +116,9 @@ def test_plot_draws_every_run(baseline, template, tmp_path):
         assert (workspace / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_names_a_run_that_has_no_results(template, tmp_path):
-    proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "all_results.npz is missing" in proc.stderr
-
-
 # -- prompts, ideas, paper ---------------------------------------------------------------------------------------
 
 def test_latex_skeleton_is_a_natbib_article(template):
     tex = (template.files_dir() / "latex" / "template.tex").read_text()
     assert tex.startswith("\\documentclass{article}")
     assert "{natbib}" in tex and "\\begin{document}" in tex and tex.rstrip().endswith("\\end{document}")
-
-
-def test_the_template_keeps_the_template_contract(template, tmp_path):
-    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
-    assert template_contract_problems(template, {"numpy", "pydantic", "matplotlib"}, tmp_path) == []

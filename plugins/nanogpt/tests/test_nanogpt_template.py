@@ -7,10 +7,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +14,11 @@ import pytest
 import torch
 
 from scientist_core.errors import ExperimentError
-from scientist_core.testing import (finish_experiment, read_final_info, run_plot, start_experiment,
-                                    template_contract_problems)
+from scientist_core.testing import TemplateContract, finish_experiment, read_final_info, run_plot, start_experiment
 from scientist_nanogpt.plugin import NanoGPTTemplate
 from scientist_nanogpt.testing import seed_shakespeare
 
 METRIC_NAMES = {"final_train_loss", "best_val_loss", "total_train_time", "avg_inference_tokens_per_second"}
-SCIENTIST = Path(sys.executable).with_name("scientist")
 # a learning rate 100x too small: training runs normally but the model learns too little in quick mode's steps
 BAD_KNOBS = {"learning_rate": 3e-5}
 # a few steps of quick mode's model, for tests about the mechanics rather than the numbers
@@ -34,12 +28,6 @@ SHORT = {"max_iters": 30, "eval_interval": 10, "eval_iters": 2, "inference_sampl
 @pytest.fixture(scope="module")
 def template() -> NanoGPTTemplate:
     return NanoGPTTemplate()
-
-
-@pytest.fixture(scope="module")
-def experiment_module(template):
-    """template/experiment.py as a module (the core loads it by path for the knobs)."""
-    return sys.modules[template.knobs_model().__module__]
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +47,6 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_baseline(tmp_path_factory, data_dir) -> Path:
-    """`scientist baseline nanogpt --quick` through the real console script and the real sandbox: run_0. The data
-    folder lies under /tmp, which the sandbox hides: the run sees it only because the core exposes it."""
-    work = tmp_path_factory.mktemp("cli")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCIENTIST_")}
-    env.update(HOME=str(work / "home"), SCIENTIST_DATA_DIR=str(data_dir))
-    proc = subprocess.run([str(SCIENTIST), "baseline", "nanogpt", "--quick", "--out", str(work / "out")],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    printed = Path(proc.stdout.strip().splitlines()[0])
-    assert printed.name == "final_info.json" and printed.is_file(), proc.stdout
-    assert printed.is_relative_to(work / "out")
-    return printed.parent
-
-
-@pytest.fixture(scope="module")
 def bad_run(template, tmp_path_factory, data_dir) -> Path:
     workspace = tmp_path_factory.mktemp("bad")
     return finish_experiment(start_experiment(template, workspace, {**BAD_KNOBS, "data_dir": str(data_dir)}),
@@ -91,12 +63,7 @@ def run_to_failure(template, workspace: Path, changes: dict) -> tuple[int, str]:
     return proc.returncode, stderr.strip()
 
 
-# -- registration and knobs ------------------------------------------------------------------------------------
-
-def test_registered_through_the_entry_point(plugin_host):
-    registration = plugin_host.get("template", "nanogpt")
-    assert registration.cls is NanoGPTTemplate
-    assert registration.plugin.distribution == "scientist-nanogpt"
+# -- knobs -----------------------------------------------------------------------------------------------------------
 
 
 def test_defaults_are_the_papers_baseline(template, experiment_module):
@@ -124,11 +91,6 @@ def test_a_knob_set_applies_to_every_dataset(template):
     assert {knobs.for_dataset(name, "learning_rate") for name in knobs.datasets} == {2e-3}
 
 
-def test_unknown_knob_is_rejected(template):
-    with pytest.raises(ExperimentError, match="lerning_rate"):
-        template.knobs(changes={"lerning_rate": 0.1})
-
-
 @pytest.mark.parametrize("changes", [
     {"learning_rate": -1.0}, {"datasets": ["ptb"]}, {"datasets": []}, {"max_iters": 0}, {"n_embd": 100},
     {"dropout": 1.0}, {"device": "tpu"}, {"dtype": "int8"}, {"lr_schedule": "linear"}, {"block_size": 4},
@@ -136,13 +98,6 @@ def test_unknown_knob_is_rejected(template):
 def test_invalid_knob_values_are_rejected(template, changes):
     with pytest.raises(ExperimentError):
         template.knobs(changes=changes)
-
-
-def test_quick_overrides_apply_and_an_ideas_changes_win(template):
-    full, quick = template.knobs(), template.knobs(quick=True)
-    for key, value in template.quick_knobs.items():
-        assert getattr(quick, key) == value != getattr(full, key)
-    assert template.knobs(quick=True, changes={"max_iters": 7}).max_iters == 7
 
 
 def test_every_knob_is_described_and_the_measurement_is_fixed(template):
@@ -272,26 +227,53 @@ def test_an_experiment_that_skips_the_check_fails_its_run(template, data_dir, tm
     assert not (workspace / "run_0" / "final_info.json").exists()
 
 
-# -- real runs -------------------------------------------------------------------------------------------------
+# -- the template contract, and real runs compared with its quick baseline through the CLI and sandbox ----------
 
-def test_a_quick_baseline_through_the_cli_writes_the_results_contract(cli_baseline, template):
-    info = read_final_info(cli_baseline)
-    assert list(info.datasets) == ["shakespeare_char"]
-    result = info.datasets["shakespeare_char"]
-    assert set(result.means) == set(result.stderrs) == METRIC_NAMES
-    assert all(np.isfinite(value) for value in result.means.values())
-    assert set(result.stderrs.values()) == {0.0}  # one seed
-    assert result.means["total_train_time"] > 0 and result.means["avg_inference_tokens_per_second"] > 0
-    quick = template.knobs(quick=True)
-    with np.load(cli_baseline / "all_results.npz") as arrays:
-        assert list(arrays["shakespeare_char.eval_iters"]) == list(range(0, quick.max_iters + 1, quick.eval_interval))
-        assert arrays["shakespeare_char.val_loss"].shape == (1, len(arrays["shakespeare_char.eval_iters"]))
-        assert arrays["shakespeare_char.step_loss"].shape == (1, quick.max_iters)
-        assert arrays["shakespeare_char.best_val_loss"][0] == result.means["best_val_loss"]
-    # quick mode must learn more than which character follows which (about 2.5), or ideas could not be compared
-    assert result.means["best_val_loss"] < 2.2, result.means
-    assert json.loads((cli_baseline / "causality.json").read_text())["ok"] is True
-    assert (cli_baseline / "samples.txt").read_text().count("=== shakespeare_char seed 0 sample") == 2
+class TestNanoGPTTemplate(TemplateContract):
+    """The contract every template keeps (scientist_core.testing), and runs compared with its `cli_baseline`."""
+
+    template_class = NanoGPTTemplate
+    allowed_imports = {"numpy", "torch", "pydantic", "matplotlib"}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def template_data_dir(cls, data_dir) -> Path:
+        """The data folder lies under /tmp, which the sandbox hides: runs see it because the core exposes it."""
+        return data_dir
+
+    def test_a_quick_baseline_through_the_cli_writes_the_results_contract(self, cli_baseline, template):
+        info = read_final_info(cli_baseline)
+        assert list(info.datasets) == ["shakespeare_char"]
+        result = info.datasets["shakespeare_char"]
+        assert set(result.means) == set(result.stderrs) == METRIC_NAMES
+        assert all(np.isfinite(value) for value in result.means.values())
+        assert set(result.stderrs.values()) == {0.0}  # one seed
+        assert result.means["total_train_time"] > 0 and result.means["avg_inference_tokens_per_second"] > 0
+        quick = template.knobs(quick=True)
+        with np.load(cli_baseline / "all_results.npz") as arrays:
+            evaluated = list(arrays["shakespeare_char.eval_iters"])
+            assert evaluated == list(range(0, quick.max_iters + 1, quick.eval_interval))
+            assert arrays["shakespeare_char.val_loss"].shape == (1, len(arrays["shakespeare_char.eval_iters"]))
+            assert arrays["shakespeare_char.step_loss"].shape == (1, quick.max_iters)
+            assert arrays["shakespeare_char.best_val_loss"][0] == result.means["best_val_loss"]
+        # quick mode must learn more than which character follows which (about 2.5), or ideas could not be compared
+        assert result.means["best_val_loss"] < 2.2, result.means
+        assert json.loads((cli_baseline / "causality.json").read_text())["ok"] is True
+        assert (cli_baseline / "samples.txt").read_text().count("=== shakespeare_char seed 0 sample") == 2
+
+    def test_a_bad_learning_rate_scores_clearly_worse(self, cli_baseline, bad_run):
+        good, bad = best_val(cli_baseline), best_val(bad_run)
+        assert bad > good + 0.5, (bad, good)
+
+    def test_plot_draws_every_run(self, cli_baseline, bad_run, template, tmp_path):
+        workspace = tmp_path / "plots"
+        proc = run_plot(template, workspace, [cli_baseline, bad_run])
+        assert proc.returncode == 0, proc.stderr
+        assert {path.name for path in workspace.glob("*.png")} == {"train_loss_shakespeare_char.png",
+                                                                    "val_loss_shakespeare_char.png"}
+        for path in workspace.glob("*.png"):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert path.stat().st_size > 20_000  # drawn, not blank
 
 
 def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(template, data_dir, tmp_path):
@@ -307,11 +289,6 @@ def test_the_same_seed_gives_the_same_numbers_and_another_seed_does_not(template
     assert (runs["first"] / "samples.txt").read_text() == (runs["again"] / "samples.txt").read_text()
 
 
-def test_a_bad_learning_rate_scores_clearly_worse(cli_baseline, bad_run):
-    good, bad = best_val(cli_baseline), best_val(bad_run)
-    assert bad > good + 0.5, (bad, good)
-
-
 def test_a_diverging_run_fails_with_one_line(template, data_dir, tmp_path):
     code, stderr = run_to_failure(template, tmp_path / "diverge",
                                   {**SHORT, "learning_rate": 1e30, "data_dir": str(data_dir)})
@@ -324,43 +301,3 @@ def test_missing_data_fails_with_one_line(template, tmp_path):
     code, stderr = run_to_failure(template, tmp_path / "nodata", {**SHORT, "data_dir": str(tmp_path / "empty")})
     assert code == 1 and stderr.splitlines() == [stderr]
     assert "shakespeare_char: the prepared data in" in stderr and "python -m scientist_nanogpt.data" in stderr
-
-
-# -- plot step ---------------------------------------------------------------------------------------------------
-
-def test_plot_draws_every_run(cli_baseline, bad_run, template, tmp_path):
-    workspace = tmp_path / "plots"
-    proc = run_plot(template, workspace, [cli_baseline, bad_run])
-    assert proc.returncode == 0, proc.stderr
-    assert {path.name for path in workspace.glob("*.png")} == {"train_loss_shakespeare_char.png",
-                                                                "val_loss_shakespeare_char.png"}
-    for path in workspace.glob("*.png"):
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert path.stat().st_size > 20_000  # drawn, not blank
-
-
-def test_plot_names_a_run_that_has_no_results(template, tmp_path):
-    proc = subprocess.run([sys.executable, str(template.files_dir() / template.plot_file), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "all_results.npz is missing" in proc.stderr
-
-
-# -- prompts, ideas, paper ---------------------------------------------------------------------------------------
-
-@pytest.mark.skipif(not (shutil.which("latexmk") and shutil.which("pdflatex")), reason="needs latexmk and pdflatex")
-def test_the_paper_skeleton_follows_the_writeup_contract(plugin_host, template, tmp_path):
-    """The skeleton compiles with the files the write-up generates (placeholders here), style file included."""
-    from scientist_core.pipeline.writeup import preflight_latex
-
-    compiler = plugin_host.create("compiler", "latexmk")
-    assert preflight_latex(template.files_dir() / "latex", compiler, tmp_path / "latex") == []
-    assert (tmp_path / "latex" / "template.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "scientistconf.sty" in (tmp_path / "latex" / "template.log").read_text(errors="replace")
-
-
-def test_the_template_keeps_the_template_contract(template, tmp_path):
-    """Imports, the command in the docstring, prompts, seed ideas, a clean workspace (scientist_core.testing)."""
-    assert template_contract_problems(template, {"numpy", "torch", "pydantic", "matplotlib"}, tmp_path) == []
-    for name in ('guard.py', 'latex/scientistconf.sty', 'latex/references.bib'):
-        assert (template.files_dir() / name).is_file(), name

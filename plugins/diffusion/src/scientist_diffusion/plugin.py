@@ -1,7 +1,7 @@
 """The `diffusion` template: the paper's DDPM on 2-D point clouds (circle, dino, line, moons), on CPUs.
 
 Everything the experiment does lives in `template/`, which the core copies into each run's workspace; this
-module only tells the core where that folder is, what the knobs are, and how much a run may use.
+module only tells the core where that folder is and how much a run may use.
 """
 
 from __future__ import annotations
@@ -18,13 +18,7 @@ class DiffusionTemplate(Template):
     name = "diffusion"
     description = "DDPM with an MLP denoiser on 2-D data (circle, dino, line, moons); KL of samples to data."
     version = __version__
-    # a fifth of the steps and a fifth of the samples: 80 CPU-seconds (about 40 s on two idle cores), and a model
-    # that has learnt the coarse shape of each dataset, so a bad idea still scores clearly worse than the baseline
-    quick_knobs = {"steps": 2000, "num_samples": 2000}
     primary_metric = "kl_divergence"
-    # the measurement itself: the data, the KL estimator, the seed, and how the work is spread over processes
-    fixed_knobs = frozenset({"datasets", "dataset_size", "num_samples", "eval_batch_size", "kl_neighbours", "seed",
-                             "num_workers"})
     # the full baseline takes about 3 minutes on two cores (350 CPU-seconds); ideas may make it bigger or slower
     limits = Limits(timeout_s=3600, memory_mb=8192)
     quick_limits = Limits(timeout_s=600, memory_mb=8192)

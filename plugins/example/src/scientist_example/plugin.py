@@ -1,7 +1,7 @@
 """The `example` template: a tiny numpy MLP learning 2-D toy datasets, seconds per run on a CPU.
 
 Everything the experiment does lives in `template/`, which the core copies into each run's workspace; this
-module only tells the core where that folder is, what the knobs are, and how much time a run may take.
+module only tells the core where that folder is and how much time a run may take.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ class ExampleTemplate(Template):
     name = "example"
     description = "Tiny numpy MLP on 2-D toy data (spirals, XOR blobs, circles); seconds per run on a CPU."
     version = __version__
-    # one seed and a third of the steps: still far above chance, so quick mode can tell a bad idea from a good one
-    quick_knobs = {"steps": 1000, "num_seeds": 1}
-    fixed_knobs = frozenset({"datasets", "n_samples", "noise", "num_seeds", "seed", "eval_every"})
     limits = Limits(timeout_s=300)
     quick_limits = Limits(timeout_s=60)
 

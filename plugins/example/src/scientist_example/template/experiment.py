@@ -28,15 +28,21 @@ from pydantic import BaseModel, ConfigDict, Field
 Dataset = Literal["spirals", "xor", "circles"]
 
 
+# Knobs marked "fixed" define the measurement (the data, the evaluation, the seeds): ideas may not change them.
+# "quick" is the value in quick mode: one seed and a third of the steps, still far above chance, so quick mode
+# can tell a bad idea from a good one.
 class Knobs(BaseModel):
     """Everything an idea may change without editing code."""
 
     model_config = ConfigDict(extra="forbid")
 
     datasets: list[Dataset] = Field(["spirals", "xor", "circles"], min_length=1,
-                                    description="toy datasets to train on, one model per dataset and seed")
-    n_samples: int = Field(1000, ge=20, description="points per dataset, split 80/20 into train and validation")
-    noise: float = Field(0.1, ge=0.0, description="std of the Gaussian noise added to every point")
+                                    description="toy datasets to train on, one model per dataset and seed",
+                                    json_schema_extra={"fixed": True})
+    n_samples: int = Field(1000, ge=20, description="points per dataset, split 80/20 into train and validation",
+                           json_schema_extra={"fixed": True})
+    noise: float = Field(0.1, ge=0.0, description="std of the Gaussian noise added to every point",
+                         json_schema_extra={"fixed": True})
     hidden_size: int = Field(32, ge=1, description="units in each hidden layer")
     num_layers: int = Field(2, ge=1, description="number of hidden layers")
     activation: Literal["tanh", "relu"] = Field("tanh", description="hidden-layer nonlinearity")
@@ -44,10 +50,13 @@ class Knobs(BaseModel):
     learning_rate: float = Field(0.01, gt=0.0, description="step size of the optimizer")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty on the weight matrices, added to the gradient")
     batch_size: int = Field(64, ge=1, description="training points per step, drawn with replacement")
-    steps: int = Field(3000, ge=1, description="optimizer steps per model")
-    eval_every: int = Field(100, ge=1, description="steps between validation-accuracy measurements")
-    num_seeds: int = Field(3, ge=1, description="replicates per dataset; stderrs are taken over them")
-    seed: int = Field(0, ge=0, description="base seed of data, initialisation and batch order")
+    steps: int = Field(3000, ge=1, description="optimizer steps per model", json_schema_extra={"quick": 1000})
+    eval_every: int = Field(100, ge=1, description="steps between validation-accuracy measurements",
+                            json_schema_extra={"fixed": True})
+    num_seeds: int = Field(3, ge=1, description="replicates per dataset; stderrs are taken over them",
+                           json_schema_extra={"fixed": True, "quick": 1})
+    seed: int = Field(0, ge=0, description="base seed of data, initialisation and batch order",
+                      json_schema_extra={"fixed": True})
 
 
 # ---------------------------------------------------------------------------------------------------------- data
