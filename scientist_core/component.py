@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from scientist_core.errors import PluginError
+from scientist_core.errors import SettingsError
 
 
 class Config(BaseModel):
@@ -33,15 +33,18 @@ class Component:
         self.config = config if config is not None else self.Config()
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any] | None) -> "Component":
-        """Instantiate with the plugin's settings section, validated by its Config."""
+    def from_settings(cls, section: dict[str, Any] | None, flags: dict[str, Any] | None = None) -> "Component":
+        """Instantiate with the plugin's settings section, and command-line `flags` on top (None: not given),
+        validated by its Config; a bad value is one line naming where it came from."""
+        given = {key: value for key, value in (flags or {}).items() if value is not None}
         try:
-            config = cls.Config.model_validate(section or {})
+            config = cls.Config.model_validate({**(section or {}), **given})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise PluginError(
-                f"setting [{cls.kind}s.{cls.name}] {where}: {first['msg']}",
-                f"fix it in scientist.toml or SCIENTIST_{cls.kind.upper()}S__{cls.name.upper()}__{where.upper()}",
-            ) from None
+            source = (f"--{where.replace('_', '-')}" if where in given else
+                      f"[{cls.kind}s.{cls.name}] {where or '(section)'} in scientist.toml or "
+                      f"SCIENTIST_{cls.kind.upper()}S__{cls.name.upper()}__{where.upper()}")
+            raise SettingsError(f"{cls.kind} {cls.name}: {where + ': ' if where else ''}{first['msg']} (from {source})",
+                                "fix that value; `scientist config show` lists the settings") from None
         return cls(config)

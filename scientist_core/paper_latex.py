@@ -6,7 +6,7 @@ holds everything around that prose that must not depend on a model being right:
 - the numbers: `result_values(runs)` turns the recorded results into `\\result{KEY}` values
   (`run1.circles.val_accuracy`, `run1.circles.val_accuracy.stderr`; `run0` is the baseline), formatted with
   the same decimals across the runs of one metric; `meta_tex(...)` defines them for LaTeX together with the
-  title, the abstract and the machine the runs used (`machine_facts()`);
+  title, the abstract and the machine the runs used (facts from `pipeline.machine`);
 - what code places: `results_table_tex(...)`, `figure_tex(...)`, `body_tex(...)`;
 - what code writes from the records alone: `Study(...)`, the title, abstract, method, setup, results and
   conclusions of the structured style (each run's knob changes, its comparisons with the baseline);
@@ -23,16 +23,10 @@ The LaTeX contract between the core and a template's skeleton is in docs/writeup
 from __future__ import annotations
 
 import math
-import os
-import platform
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,7 +36,7 @@ __all__ = [
     "ABSTRACT_FILE", "BODY_FILE", "FIGURES_DIR", "GENERATED_DIR", "META_FILE", "Comparison", "KnobChange", "Problem",
     "ResultValue", "SECTIONS", "Section", "SectionRules", "Study", "TABLE_FILE", "TABLE_LABEL", "body_tex",
     "check_section", "cited_keys", "compare_with_baseline", "drop_repeats", "env_macros", "figure_tex", "labels_in",
-    "latex_escape", "machine_facts", "meta_tex", "normalize_text", "numbers_of", "plain_text_section", "record_terms",
+    "latex_escape", "meta_tex", "normalize_text", "numbers_of", "plain_text_section", "record_terms",
     "related_work_sentence", "repair_section", "result_values", "results_table_tex", "run_label", "sanitize_key",
     "title_is_supported", "word_ngrams",
 ]
@@ -96,75 +90,7 @@ def latex_escape(text: str) -> str:
     return escaped
 
 
-# -- the machine --------------------------------------------------------------------------------------
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in ("model name", "Hardware", "Processor", "cpu model") and value.strip():
-                return " ".join(value.split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def _ram_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / (1024 * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _gpus() -> list[str]:
-    """NVIDIA GPUs by name, from nvidia-smi when present (no CUDA library is imported)."""
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_facts() -> dict[str, str]:
-    """What this machine is, for the paper's experimental setup: read from the machine, never guessed.
-
-    Keys: cpu, cores, ram (GiB), gpu ("none" without an NVIDIA GPU; "2 x NAME" for several), os, python,
-    and numpy / torch versions where installed (no heavy module is imported)."""
-    gpus = _gpus()
-    if not gpus:
-        gpu = "none"
-    elif len(set(gpus)) == 1:
-        gpu = gpus[0] if len(gpus) == 1 else f"{len(gpus)} x {gpus[0]}"
-    else:
-        gpu = ", ".join(gpus)
-    ram = _ram_gib()
-    facts = {
-        "cpu": _cpu_model(),
-        "cores": str(os.cpu_count() or 1),
-        "ram": f"{ram:.0f} GiB" if ram is not None else "unknown",
-        "gpu": gpu,
-        "os": f"{platform.system()} {platform.release()}".strip(),
-        "python": platform.python_version(),
-    }
-    for name in ("numpy", "torch"):
-        version = _version(name)
-        if version:
-            facts[name] = version
-    return facts
-
+# -- the machine (gathered by pipeline.machine) --------------------------------------------------------
 
 _ENV_MACROS = {"cpu": "EnvCPU", "cores": "EnvCores", "ram": "EnvRAM", "gpu": "EnvGPU", "os": "EnvOS",
                "python": "EnvPython", "numpy": "EnvNumpy", "torch": "EnvTorch"}

@@ -190,10 +190,12 @@ class PluginHost:
                               f"uninstall one, or choose with {LOAD_PLUGINS_ENV}")
         return matches[0]
 
-    def create(self, kind: str, name: str, sections: dict[str, dict[str, Any]] | None = None) -> Any:
-        """Instantiate plugin `name` of `kind` with its settings section validated by its Config."""
+    def create(self, kind: str, name: str, sections: dict[str, dict[str, Any]] | None = None,
+               flags: dict[str, Any] | None = None) -> Any:
+        """Instantiate plugin `name` of `kind` with its settings section, and command-line `flags` on top,
+        validated by its Config."""
         cls = self.get(kind, name).cls
-        return cls.from_settings((sections or {}).get(name))
+        return cls.from_settings((sections or {}).get(name), flags)
 
     def call_commands(self, cli: object) -> None:
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):

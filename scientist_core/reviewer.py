@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -12,9 +12,6 @@ from scientist_core.models import Review, Usage
 
 if TYPE_CHECKING:
     from scientist_core.chat import Chat
-    from scientist_core.plugins import PluginHost
-    from scientist_core.settings import Settings
-
 
 
 class ReviewResult(BaseModel):
@@ -47,27 +44,3 @@ class Reviewer(Component):
         from scientist_core.pdf_text import paper_text
 
         return self.review(paper_text(path), chat)
-
-
-def create_reviewer(host: "PluginHost", settings: "Settings", name: str | None = None,
-                    **overrides: Any) -> Reviewer:
-    """The reviewer `name` (default: the `reviewer` setting where it exists, else "llm"), configured by its
-    `[reviewers.NAME]` section with `overrides` (command-line flags; None means not given) on top."""
-    from pydantic import ValidationError
-
-    from scientist_core.errors import SettingsError
-    from scientist_core.settings import settings_file
-
-    name = name or settings.reviewer
-    cls = host.get("reviewer", name).cls
-    flags = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        config = cls.Config.model_validate({**(settings.reviewers.get(name) or {}), **flags})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        source = (f"--{where.replace('_', '-')}" if where in flags
-                  else f"[reviewers.{name}] {where or '(section)'} in {settings_file()} or the environment")
-        raise SettingsError(f"reviewer {name}: {where + ': ' if where else ''}{first['msg']} (from {source})",
-                            "fix that value; `scientist config show` lists the settings") from None
-    return cls(config)

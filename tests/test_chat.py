@@ -7,10 +7,10 @@ from pydantic import BaseModel, Field
 
 from scientist_core.chat import (
     BudgetExceeded, Chat, LLMError, LLMNotReady, MissingAPIKey, NoModelConfigured, Price, RateLimited, RetryPolicy,
-    StructuredOutputError, TransientLLMError, extract_json, open_chat, parse_retry_after, redact, resolve_model,
-    split_model_id,
+    StructuredOutputError, TransientLLMError, extract_json, parse_retry_after, redact, split_model_id,
 )
 from scientist_core.hookspecs import hookimpl
+from scientist_core.model_choice import open_chat, resolve_model
 from scientist_core.models import Message, ModelInfo, Readiness
 from scientist_core.plugins import PluginInfo
 from scientist_core.settings import load_settings

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from scientist_core import Coder, Compiler, Config, Executor, LLM, Reviewer, Searcher, Template, hookimpl
-from scientist_core.errors import PluginError
+from scientist_core.errors import SettingsError
 from scientist_core.plugins import PluginInfo
 from tests.helpers import make_distribution, run_cli
 
@@ -34,7 +34,7 @@ def check_collected(host, kind, hook_name, base):
     assert registration.cls is cls and registration.plugin.distribution == "test-dist"
     instance = host.create(kind, f"test-{kind}", {f"test-{kind}": {"level": "3"}})
     assert isinstance(instance, base) and instance.config.level == 3
-    with pytest.raises(PluginError, match="unknown_key"):
+    with pytest.raises(SettingsError, match="unknown_key"):
         host.create(kind, f"test-{kind}", {f"test-{kind}": {"unknown_key": 1}})
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.chat import open_chat
+from scientist_core.model_choice import open_chat
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import load_settings
 from tests.helpers import modules_loaded_by

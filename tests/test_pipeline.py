@@ -11,7 +11,7 @@ import pytest
 
 from scientist_core.paper_latex import result_values
 from scientist_core.pipeline.context import RunOptions, RunRecord
-from scientist_core.pipeline.experiments import read_results
+from scientist_core.pipeline.execution import read_results
 from scientist_core.pipeline.run import resume_run, start_run
 from scientist_core.settings import load_settings
 from tests.pipeline_script import script_full_run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from scientist_core.pipeline.experiments import _following, last_line
+from scientist_core.pipeline.execution import _following, last_line
 
 WRITER = """
 import sys, time

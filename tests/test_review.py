@@ -14,14 +14,15 @@ from typer.testing import CliRunner
 from scientist_core.builtins.llm_reviewer import (
     EXAMPLES_DIR, LLMReviewer, MetaReviewText, ReviewRevision, aggregate, load_examples, rounded_mean,
 )
-from scientist_core.chat import StructuredOutputError, open_chat
+from scientist_core.chat import StructuredOutputError
+from scientist_core.model_choice import open_chat
 from scientist_core.commands.review import review as review_command
 from scientist_core.errors import ScientistError, SettingsError
 from scientist_core.hookspecs import hookimpl
 from scientist_core.models import Review
 from scientist_core.pdf_text import PaperTextError, paper_text, pdf_to_text
 from scientist_core.plugins import PluginInfo
-from scientist_core.reviewer import ReviewResult, create_reviewer
+from scientist_core.reviewer import ReviewResult
 from scientist_core.settings import load_settings
 from scientist_core.store import Store
 from scientist_core.testing import FakeLLM, Script
@@ -222,14 +223,14 @@ def test_shipped_examples_are_valid_and_fewshot_puts_them_in_the_prompt(fake_llm
 def test_fewshot_beyond_the_shipped_examples_is_a_clear_settings_error(plugin_host):
     available = len(load_examples())
     with pytest.raises(SettingsError) as caught:
-        create_reviewer(plugin_host, load_settings(), None, fewshot=available + 1)
+        plugin_host.create("reviewer", "llm", load_settings().reviewers, flags={"fewshot": available + 1})
     line = caught.value.one_line()
     assert "\n" not in line and "--fewshot" in line and f"only {available}" in line
 
 
 def test_the_reviewer_reads_its_settings_section(plugin_host, monkeypatch):
     monkeypatch.setenv("SCIENTIST_REVIEWERS__LLM__ENSEMBLE", "2")
-    made = create_reviewer(plugin_host, load_settings(), None, reflections=2)
+    made = plugin_host.create("reviewer", "llm", load_settings().reviewers, flags={"reflections": 2})
     assert (made.name, made.config.ensemble, made.config.reflections, made.config.fewshot) == ("llm", 2, 2, 1)
 
 

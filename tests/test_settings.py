@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.errors import PluginError, SettingsError
+from scientist_core.errors import SettingsError
 from scientist_core.settings import load_settings
 from tests.helpers import run_cli
 
@@ -46,11 +46,11 @@ def test_precedence(monkeypatch):
 
 def test_plugin_section_validated_by_plugin_config(plugin_host, monkeypatch):
     write_toml("[templates.example]\nsteps = 5\n")
-    with pytest.raises(PluginError) as raised:
+    with pytest.raises(SettingsError) as raised:
         plugin_host.create("template", "example", load_settings().templates)
     assert "[templates.example] steps" in raised.value.one_line()
     monkeypatch.setenv("SCIENTIST_EXECUTORS__LOCAL__BOGUS", "1")
-    with pytest.raises(PluginError, match="bogus"):
+    with pytest.raises(SettingsError, match="bogus"):
         plugin_host.create("executor", "local", load_settings().executors)
 
 

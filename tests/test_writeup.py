@@ -17,10 +17,11 @@ import pytest
 
 from scientist_core.hookspecs import hookimpl
 from scientist_core.models import DatasetResult, FinalInfo, Idea, Paper
-from scientist_core.paper_latex import (SectionRules, better_direction, check_section, machine_facts, meta_tex,
+from scientist_core.paper_latex import (SectionRules, better_direction, check_section, meta_tex,
                                         normalize_text, plain_text_section, repair_section, result_values,
                                         results_table_tex, run_label)
 from scientist_core.pipeline.context import Figure, RunContext, RunOptions, RunRecord
+from scientist_core.pipeline.machine import machine_facts
 from scientist_core.pipeline.writeup import WriteupResult, preflight_latex, write_paper
 from scientist_core.plugins import PluginInfo
 from scientist_core.searcher import Searcher

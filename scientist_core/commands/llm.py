@@ -96,7 +96,7 @@ def prompt(
     reviewer: Annotated[bool, typer.Option("--reviewer", help="Use the reviewer's model (reviewer_model).")] = False,
 ) -> None:
     """Send one prompt to a model and print the answer (validated JSON with --schema)."""
-    from scientist_core.chat import open_chat
+    from scientist_core.model_choice import open_chat
     from scientist_core.models import Message
     from scientist_core.settings import load_settings
 

@@ -58,19 +58,19 @@ def review(
     as_json: JsonFlag = False,
 ) -> None:
     """Review a paper on the NeurIPS form: scores, strengths, weaknesses, questions and a decision."""
-    from scientist_core.chat import open_chat
+    from scientist_core.model_choice import open_chat
     from scientist_core.pdf_text import paper_text
-    from scientist_core.pipeline.baseline import new_run_id
+    from scientist_core.pipeline.context import new_run_id
     from scientist_core.plugins import get_host
-    from scientist_core.reviewer import create_reviewer
     from scientist_core.settings import load_settings
     from scientist_core.store import Store
 
     settings = load_settings(out_dir=out)
     text = paper_text(paper)  # a bad file fails here, before any model is asked
     host = get_host()
-    chosen = create_reviewer(host, settings, reviewer, ensemble=ensemble, reflections=reflections,
-                              fewshot=fewshot, threshold=threshold)
+    chosen = host.create("reviewer", reviewer or settings.reviewer, settings.reviewers,
+                         flags={"ensemble": ensemble, "reflections": reflections, "fewshot": fewshot,
+                                "threshold": threshold})
     store = Store(settings.store_path)
     try:
         chat = open_chat(settings, stage="review", role="reviewer", model=model, store=store, host=host)

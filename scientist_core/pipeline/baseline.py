@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from pathlib import Path
 
 from scientist_core.errors import ExperimentError
-from scientist_core.pipeline.experiments import RunOutcome, execute_run, run_limits
+from scientist_core.pipeline.context import new_run_id
+from scientist_core.pipeline.execution import RunOutcome, execute_run, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
 
 STAGE = "baseline"
-
-
-def new_run_id(label: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
 
 
 def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick: bool) -> RunOutcome:

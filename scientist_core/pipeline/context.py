@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +15,11 @@ from scientist_core.plugins import PluginHost
 from scientist_core.settings import RunSettings, Settings
 from scientist_core.store import Store
 from scientist_core.template import Template
+
+
+def new_run_id(label: str) -> str:
+    """A run's id: when it started, what it is, and four hex digits so two runs in the same second differ."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
 
 
 class RunOptions(RunSettings):
@@ -65,7 +72,7 @@ class RunContext:
 
     def chat(self, stage: str, role: str = "scientist", **options: Any):
         """A Chat whose calls are ledger rows of this run under `stage` (`stage:idea` within an idea)."""
-        from scientist_core.chat import open_chat
+        from scientist_core.model_choice import open_chat
 
         model = self.options.reviewer_model if role == "reviewer" else self.options.model
         if self.idea_name:

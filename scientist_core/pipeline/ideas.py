@@ -4,12 +4,12 @@ and the archive of past ideas (with their review scores) grows per template acro
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pydantic import BaseModel, Field, create_model
 
 from scientist_core.chat import StructuredOutputError
 from scientist_core.models import Idea, Message
+from scientist_core.pipeline.archive import load_archive, save_to_archive
 from scientist_core.pipeline.context import RunContext
 from scientist_core.pipeline.plans import baseline_values, changeable_knobs, idea_model
 
@@ -26,32 +26,6 @@ def idea_schemas(ctx: RunContext) -> tuple[type[Idea], type[BaseModel]]:
         "IdeaReflection", __doc__="A refinement round: the idea as it stands now, and whether it needs no more work.",
         idea=(idea, ...), done=(bool, Field(description="true when the idea needs no further changes")))
     return idea, reflection
-
-
-# -- the archive ------------------------------------------------------------------------------------------
-
-def archive_path(ctx: RunContext) -> Path:
-    return Path(ctx.settings.data_dir) / "archive" / f"{ctx.template.name}.json"
-
-
-def load_archive(ctx: RunContext) -> list[dict]:
-    path = archive_path(ctx)
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
-def save_to_archive(ctx: RunContext, idea: Idea, **extra) -> None:
-    """Add or update the archive entry of `idea` (e.g. with its review score once known)."""
-    path = archive_path(ctx)
-    entries = load_archive(ctx)
-    entry = next((e for e in entries if e["idea"]["Name"] == idea.name), None)
-    if entry is None:
-        entry = {"idea": idea.model_dump(by_alias=True), "run_id": ctx.run_id}
-        entries.append(entry)
-    entry.update(extra)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(path)
 
 
 # -- prompts ----------------------------------------------------------------------------------------------

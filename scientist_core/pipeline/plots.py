@@ -11,7 +11,7 @@ from scientist_core.chat import StructuredOutputError
 from scientist_core.errors import ExperimentError
 from scientist_core.models import Idea, Message
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
-from scientist_core.pipeline.experiments import effective_limits
+from scientist_core.pipeline.execution import effective_limits
 
 STAGE = "plots"
 FIGURES_FILE = "figures.json"

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from scientist_core.models import Idea
 from scientist_core.pipeline.context import RunContext
-from scientist_core.pipeline.ideas import save_to_archive
-from scientist_core.reviewer import ReviewResult, create_reviewer
+from scientist_core.pipeline.archive import save_to_archive
+from scientist_core.reviewer import ReviewResult
 
 STAGE = "review"
 
 
 def review_paper(ctx: RunContext, idea: Idea, workspace: Path, pdf: Path, name: str = "review") -> ReviewResult:
-    reviewer = create_reviewer(ctx.host, ctx.settings)
+    reviewer = ctx.host.create("reviewer", ctx.settings.reviewer, ctx.settings.reviewers)
     result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"))
     path = workspace / f"{name}.json"
     path.write_text(result.model_dump_json(by_alias=True, indent=2))

@@ -19,8 +19,7 @@ from pydantic import BaseModel
 
 from scientist_core.errors import ScientistError
 from scientist_core.models import Idea
-from scientist_core.pipeline.baseline import new_run_id
-from scientist_core.pipeline.context import RunContext, RunOptions
+from scientist_core.pipeline.context import RunContext, RunOptions, new_run_id
 from scientist_core.plugins import PluginHost
 from scientist_core.sandbox import LOG_DIR_NAME
 from scientist_core.settings import Settings
@@ -64,9 +63,9 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     """Everything a run needs, checked before any model call: a missing piece is one line and nothing is spent."""
     import tempfile
 
-    from scientist_core.chat import LLMNotReady, resolve_model, split_model_id
+    from scientist_core.chat import LLMNotReady, split_model_id
+    from scientist_core.model_choice import resolve_model
     from scientist_core.pipeline.writeup import preflight_latex
-    from scientist_core.reviewer import create_reviewer
 
     template = host.create("template", options.template, settings.templates)
     template.knobs(quick=options.quick)
@@ -91,7 +90,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
                              "fix the LaTeX installation or the template's latex/ folder before spending anything")
     for problem in problems:
         report(f"pre-flight: {problem} (the built-in skeleton will be used)")
-    create_reviewer(host, settings)
+    host.create("reviewer", settings.reviewer, settings.reviewers)
     coder = host.create("coder", settings.coder, settings.coders)
     if options.code_changes:  # plans may ask for code edits: the coder must be able to make them with this model
         provider_name, name = split_model_id(resolve_model(settings, "scientist", options.model, host))
@@ -211,7 +210,7 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
     from scientist_core.chat import BudgetExceeded
     from scientist_core.pipeline.context import Figure, RunRecord
     from scientist_core.pipeline.experiments import run_experiments
-    from scientist_core.pipeline.ideas import save_to_archive
+    from scientist_core.pipeline.archive import save_to_archive
     from scientist_core.pipeline.novelty import check_novelty
     from scientist_core.pipeline.plots import make_plots
     from scientist_core.pipeline.review import review_paper

@@ -32,17 +32,16 @@ from scientist_core.models import CompileResult, Idea, Message, Paper
 from scientist_core.paper_latex import (ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS,
                                         TABLE_FILE, TABLE_LABEL, ResultValue, SectionRules, Study, body_tex,
                                         check_section, cited_keys, compare_with_baseline, drop_repeats, env_macros,
-                                        figure_tex, labels_in, machine_facts, measures_time, meta_tex,
+                                        figure_tex, labels_in, measures_time, meta_tex,
                                         normalize_text, numbers_of, plain_text_section, record_terms,
                                         related_work_sentence, repair_section, result_values, results_table_tex,
                                         run_label, title_is_supported, word_ngrams)
 from scientist_core.pipeline.context import Figure, RunContext, RunRecord
+from scientist_core.pipeline.machine import facts_for_run
 from scientist_core.pipeline.plans import describe_changes
 from scientist_core.template import LATEX_SKELETON
 
-__all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "facts_for_run", "preflight_latex", "record_machine_facts",
-           "skeleton_problems",
-           "write_paper"]
+__all__ = ["MAIN_FILE", "STAGE", "WriteupResult", "preflight_latex", "skeleton_problems", "write_paper"]
 
 STAGE = "writeup"
 MAIN_FILE = "template.tex"
@@ -218,25 +217,6 @@ def _bullets(lines: list[str]) -> str:
 
 
 # -- the machine -----------------------------------------------------------------------------------
-
-def record_machine_facts(ctx: RunContext) -> dict[str, str]:
-    """Gather machine_facts() and record them as the run's `machine_facts` artifact (call it when experiments
-    run; the write-up uses the recorded facts, or records them itself when there are none)."""
-    facts = machine_facts()
-    path = ctx.run_dir / "machine.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(facts, indent=2))
-    ctx.store.add_artifact(ctx.run_id, "machine_facts", path, facts)
-    return facts
-
-
-def facts_for_run(ctx: RunContext) -> dict[str, str]:
-    """The machine facts recorded for this run (the latest), else gathered and recorded now."""
-    recorded = [row for row in ctx.store.artifacts(ctx.run_id) if row["kind"] == "machine_facts"]
-    if recorded and isinstance(recorded[-1]["meta"], dict) and recorded[-1]["meta"]:
-        return {str(k): str(v) for k, v in recorded[-1]["meta"].items()}
-    return record_machine_facts(ctx)
-
 
 # -- the skeleton -----------------------------------------------------------------------------------
 

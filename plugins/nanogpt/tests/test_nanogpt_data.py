@@ -269,7 +269,7 @@ def test_prepare_data_gives_the_folders_of_the_mode(tmp_path, monkeypatch):
 
 
 def test_run_limits_show_the_data_to_the_sandbox(tmp_path):
-    from scientist_core.pipeline.experiments import effective_limits, run_limits
+    from scientist_core.pipeline.execution import effective_limits, run_limits
     from scientist_core.settings import Settings
 
     seed_shakespeare(tmp_path / "data")

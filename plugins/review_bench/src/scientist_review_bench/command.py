@@ -46,9 +46,8 @@ def review_bench(
 ) -> None:
     """Review a labelled set of papers and compare with the human decisions: accuracy, balanced accuracy, F1,
     ROC AUC, FPR, FNR and score correlation, with bootstrap 95% intervals. Resumes where it stopped."""
-    from scientist_core.chat import resolve_model
+    from scientist_core.model_choice import resolve_model
     from scientist_core.plugins import get_host
-    from scientist_core.reviewer import create_reviewer
     from scientist_core.settings import load_settings
     from scientist_review_bench.dataset import load_dataset
     from scientist_review_bench.metrics import summarise
@@ -59,8 +58,9 @@ def review_bench(
     if limit:
         papers = papers[:limit]
     host = get_host()
-    chosen = create_reviewer(host, settings, reviewer, ensemble=ensemble, reflections=reflections,
-                              fewshot=fewshot, threshold=threshold)
+    chosen = host.create("reviewer", reviewer or settings.reviewer, settings.reviewers,
+                         flags={"ensemble": ensemble, "reflections": reflections, "fewshot": fewshot,
+                                "threshold": threshold})
     model_id = resolve_model(settings, "reviewer", model, host)
     key = config_key(chosen.name, model_id, chosen.config.model_dump(mode="json"))
     name = dataset.stem if dataset.is_file() else dataset.resolve().name
@@ -106,8 +106,8 @@ class _BenchSession:
         self._lock = threading.Lock()
 
     def _open(self) -> Any:
-        from scientist_core.chat import open_chat
-        from scientist_core.pipeline.baseline import new_run_id
+        from scientist_core.model_choice import open_chat
+        from scientist_core.pipeline.context import new_run_id
         from scientist_core.store import Store
 
         with self._lock:

@@ -1,0 +1,137 @@
+"""Running one experiment of a template in the sandbox and reading back its results: what the experiments
+stage, the baseline command and the plots stage share."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, ValidationError
+
+from scientist_core.executor import Executor
+from scientist_core.models import FinalInfo
+from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
+from scientist_core.settings import SandboxSettings, Settings
+from scientist_core.store import Store
+from scientist_core.template import Template
+
+
+class RunOutcome(BaseModel):
+    """One experiment run: where it ran, what the sandbox saw, and its results when it produced them."""
+
+    run_dir: Path
+    execution: ExecutionResult
+    results: FinalInfo | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.results is not None
+
+
+def effective_limits(template: Template, quick: bool, overrides: SandboxSettings) -> Limits:
+    """The template's limits for the mode, with the user's sandbox settings on top."""
+    base = template.quick_limits if quick else template.limits
+    return base.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+DATA_DIR_ENV = "SCIENTIST_DATA_DIR"
+
+
+def run_limits(template: Template, quick: bool, settings: Settings) -> Limits:
+    """The limits of the template's runs once its data are prepared (`Template.prepare_data`, here on the host):
+    `effective_limits`, plus the data folders readable inside the sandbox and SCIENTIST_DATA_DIR naming the data
+    folder. Raises the template's one-line error when its data cannot be had."""
+    limits = effective_limits(template, quick, settings.sandbox)
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    folders = template.prepare_data(data_dir, quick)
+    if not folders:
+        return limits
+    return limits.model_copy(update={"read_only": [*limits.read_only, *map(str, folders)],
+                                     "env": {**limits.env, DATA_DIR_ENV: str(data_dir)}})
+
+
+def read_results(run_dir: Path) -> FinalInfo:
+    path = run_dir / "final_info.json"
+    return FinalInfo.from_json_obj(json.loads(path.read_text()))
+
+
+class _following:
+    """While the block runs, a thread hands `on_output` each new last line of the log file `path`; "" at the end."""
+
+    def __init__(self, path: Path, on_output: Callable[[str], None] | None, every_s: float = 1.0) -> None:
+        self.path, self.on_output, self.every_s = path, on_output, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True, name=f"follow {path}")
+
+    def __enter__(self) -> "_following":
+        if self.on_output is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+            self.on_output("")  # the run is over: nothing is running now
+
+    def _follow(self) -> None:
+        last = ""
+        while not self.stop.wait(self.every_s):
+            line = last_line(self.path)
+            if line and line != last:
+                last = line
+                self.on_output(line)
+
+
+def last_line(path: Path, window: int = 4096) -> str:
+    """The last complete non-empty line of a growing text file ("" when there is none yet)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - window))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.split("\n")[:-1] if line.strip()]  # the part after the last \n may be half
+    return lines[-1][:200] if lines else ""
+
+
+def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseModel, executor: Executor,
+                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0,
+                on_output: Callable[[str], None] | None = None) -> RunOutcome:
+    """Write the knobs, run the experiment in the sandbox, record the outcome in the store. `on_output` is
+    given the experiment's latest line of output about once a second while it runs."""
+    run_dir = workspace / run_name
+    if run_dir.exists():  # a failed earlier attempt: start clean so its files cannot pass for results
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "knobs.json").write_text(knobs.model_dump_json(indent=2))
+    experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir,
+                                           attempt)
+    log_dir = workspace / LOG_DIR_NAME / run_name
+    with _following(log_dir / "stdout.log", on_output):
+        execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
+    outcome = RunOutcome(run_dir=run_dir, execution=execution)
+    if not execution.ok:
+        reason = f"hit its {execution.limit_hit} limit" if execution.limit_hit else f"exited with {execution.exit_code}"
+        outcome.problem = f"the experiment {reason}"
+    else:
+        try:
+            outcome.results = read_results(run_dir)
+        except FileNotFoundError:
+            outcome.problem = f"the experiment wrote no {run_name}/final_info.json"
+        except (json.JSONDecodeError, ValidationError) as exc:
+            outcome.problem = f"{run_name}/final_info.json is not {{dataset: {{means: ...}}}}: {exc}"
+    store.finish_experiment(
+        experiment_id,
+        "done" if outcome.ok else "failed",
+        outcome.results.model_dump()["datasets"] if outcome.results else None,
+        execution.model_dump(mode="json"),
+        notes=outcome.problem,
+    )
+    return outcome
