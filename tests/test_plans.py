@@ -83,6 +83,12 @@ def test_ideas_name_only_existing_knobs_and_at_least_one_without_code(plugin_hos
     for knobs in ([], ["no_such_knob"], ["learning_rate", "steps", "batch_size", "grad_clip"]):
         with pytest.raises(ValidationError):
             schema.model_validate({**WIDER, "Knobs": knobs})
+    # the seed-1 idea of the main job: Knobs beta_start and beta_end, an Experiment about beta_schedule
+    with pytest.raises(ValidationError, match="beta_schedule, which Knobs does not name"):
+        schema.model_validate({**WIDER, "Knobs": ["beta_start", "beta_end"],
+                               "Experiment": "change beta_schedule from linear to quadratic"})
+    assert schema.model_validate({**WIDER, "Knobs": ["beta_schedule"], "Experiment": "change beta_schedule from "
+                                  "linear to quadratic, in fewer steps"}).knobs == ["beta_schedule"]
     # the class, not the example: any function or class of the experiment's code is a code change
     with pytest.raises(ValidationError, match="add_noise"):
         schema.model_validate({**WIDER, "Knobs": ["beta_end"], "Experiment": "Scale the noise inside add_noise."})

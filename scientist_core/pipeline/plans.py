@@ -82,6 +82,11 @@ def idea_model(template: Template, code_changes: bool, max_knobs: int) -> type[I
         if named:
             raise ValueError(f"the Experiment changes {', '.join(named)}, code of the template, but this run cannot "
                              f"change code: describe an experiment made only of changes to the knobs {knob_list}")
+        mentioned = {n for n in knob_names if re.search(rf"\b{re.escape(n)}\b", idea.experiment)}
+        unlisted = sorted(n for n in mentioned - set(idea.knobs) if "_" in n)
+        if unlisted and not mentioned & set(idea.knobs):  # the plan changes only the knobs in Knobs
+            raise ValueError(f"the Experiment changes {', '.join(unlisted)}, which Knobs does not name "
+                             f"({', '.join(idea.knobs)}): name in Knobs the knobs the Experiment changes")
         return idea
 
     field = Idea.model_fields  # the same fields, Knobs before Experiment: a model writes the knobs, then the runs
