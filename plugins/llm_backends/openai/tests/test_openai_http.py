@@ -243,9 +243,9 @@ def test_models_listing_without_a_server():
 
 
 def test_unknown_setting_is_one_line():
-    from scientist_core.errors import PluginError
+    from scientist_core.errors import SettingsError
 
-    with pytest.raises(PluginError, match=r"\[llms.openai\] api_key"):
+    with pytest.raises(SettingsError, match=r"\[llms.openai\] api_key"):
         OpenAIProvider.from_settings({"api_key": "sk-do-not-put-keys-in-files"})
 
 
