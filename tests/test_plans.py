@@ -5,6 +5,7 @@ with the scripted model."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -159,9 +160,12 @@ def test_a_restating_plan_and_a_bad_value_cost_repair_rounds_not_run_attempts(co
                     {"runs": [{"description": "everything at once", "knob_changes": every_knob}]},
                     {"runs": [{"description": "negative rate", "knob_changes": {"learning_rate": -1.0}}]},
                     {"runs": [{"description": "wider", "knob_changes": {"hidden_size": 64}}]})
-    records = run_experiments(ctx, idea, workspace)
+    lines: list[str] = []
+    records = run_experiments(replace(ctx, report=lines.append), idea, workspace)
 
     assert [r.knob_changes for r in records[1:]] == [{"hidden_size": 64}]
+    # the console says what the run changed from its record, not the plan's prose
+    assert any("run_1 done in" in line and "(hidden_size from 32 to 64 (raised))" in line for line in lines), lines
     attempts = [row for row in ctx.store.experiments("run") if row["run_index"] == 1]
     assert len(attempts) == 1 and attempts[0]["status"] == "done"
     feedback = repair_feedback(fake_llm, "ExperimentPlan")

@@ -220,8 +220,9 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
                                    code_changed=code_changed, results=outcome.results)
                 shutil.copy2(workspace / template.experiment_file, workspace / name / template.experiment_file)
                 (workspace / name / RECORD_FILE).write_text(record.model_dump_json(indent=2))
+                what = planned.description if code_changed else describe_changes(changes, baseline)  # the record's
                 ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
-                           f"({planned.description}): {_headline(record, template.primary_metric)}")
+                           f"({what}): {_headline(record, template.primary_metric)}")
                 return record
             tail = outcome.execution.stderr_tail.strip()[-STDERR_FED_BACK:]
             problem = f"{outcome.problem}; stderr ends with:\n{tail}" if tail else f"{outcome.problem} (no stderr)"
