@@ -1083,15 +1083,16 @@ def _claims(sentence: str) -> set[str]:
                               "higher": bool(_HIGHER_CLAIM.search(sentence))})
 
 
-def _recorded(rules: SectionRules) -> dict[int, dict[str, set[str]]]:
-    """Per run and metric, what its comparisons with the baseline hold: their verdicts ("better", "worse",
-    "unclear") and directions ("higher", "lower", "same")."""
-    recorded: dict[int, dict[str, set[str]]] = {}
+def _recorded(rules: SectionRules) -> dict[int, dict[str, dict[str, set[str]]]]:
+    """Per run, metric and dataset, what its comparison with the baseline holds: its verdict ("better", "worse",
+    "unclear") and direction ("higher", "lower", "same")."""
+    recorded: dict[int, dict[str, dict[str, set[str]]]] = {}
     for value in rules.results.values():
         comparison = compare_with_baseline(value, rules.results)
         if comparison is not None:
             verdict = "better" if _improves(comparison, rules) else "worse" if comparison.worse else "unclear"
-            recorded.setdefault(value.run, {}).setdefault(value.metric, set()).update({verdict, comparison.direction})
+            recorded.setdefault(value.run, {}).setdefault(value.metric, {})[value.dataset] = \
+                {verdict, comparison.direction}
     return recorded
 
 
@@ -1159,16 +1160,23 @@ def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Pro
         words = [_METRIC_WORDS.get(word, word) for word in words]
         runs = set().union(*(indices for knob, indices in knobs.items() if _has(words, knob)))
         said = _claims(sentence) if len(runs) == 1 and not _HYPOTHETICAL.search(sentence) else set()
-        found = recorded.get(next(iter(runs)), {}) if said else {}
-        named = [metric for metric in found if _has(words, _WORD.findall(metric.lower()))]
+        by_metric = recorded.get(next(iter(runs)), {}) if said else {}
+        named = [metric for metric in by_metric if _has(words, _WORD.findall(metric.lower()))]
         if not named and _ALL_METRICS.search(sentence):
-            named = list(found)
-        wrong = [metric for metric in named if not said <= found[metric]]
+            named = list(by_metric)
+        # the datasets the sentence names ("lower loss on circle, line and moons"), else all of them together
+        wrong = []
+        for metric in named:
+            datasets = [d for d in by_metric[metric] if _has(words, _WORD.findall(d.lower()))] or [None]
+            for dataset in datasets:
+                found = by_metric[metric][dataset] if dataset else set().union(*by_metric[metric].values())
+                if not said <= found:
+                    wrong.append((f"{metric} on {dataset}" if dataset else metric, found))
         if wrong:
             problems.append(Problem("contradiction", f"line {_line_of(text, start)}: this sentence says the run "
                                     f"'{rules.run_names[next(iter(runs))]}' was {' and '.join(sorted(said))} in "
-                                    f"{', '.join(wrong)}, but the records say {', '.join(sorted(found[wrong[0]]))}; "
-                                    "say what they show", start, end))
+                                    f"{', '.join(where for where, _ in wrong)}, but the records say "
+                                    f"{', '.join(sorted(wrong[0][1]))}; say what they show", start, end))
     return problems
 
 

@@ -192,6 +192,24 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
     assert check_section("The larger learning rate improved the validation accuracy.", rules_for(RUNS)) == []
 
 
+def test_a_verdict_is_checked_on_each_dataset_the_sentence_names():
+    """The fresh clone's paper: "lower evaluation loss on the circle, line, and moons datasets" when it was lower
+    on circle only. A claim about named datasets must hold on each of them."""
+    def two_datasets(index: int, changes: dict, spirals: float, circles: float) -> RunRecord:
+        results = FinalInfo(datasets={"spirals": DatasetResult(means={"val_loss": spirals}),
+                                      "circles": DatasetResult(means={"val_loss": circles})})
+        return RunRecord(index=index, name=f"run_{index}", description="-", knob_changes=changes, results=results)
+
+    runs = [two_datasets(0, {}, 0.44, 0.11), two_datasets(1, {"learning_rate": 0.03}, 0.33, 0.19)]
+    rules = rules_for(runs, require_stderrs=True)
+    wrong = "The learning rate variant led to a lower validation loss on the spirals and circles datasets."
+    problem, = check_section(wrong, rules)
+    assert problem.kind == "contradiction" and "val_loss on circles" in problem.message
+    for right in ("The learning rate variant led to a lower validation loss on the spirals dataset.",
+                  "The learning rate variant led to a higher validation loss on circles."):
+        assert check_section(right, rules) == [], right
+
+
 def test_a_part_that_states_no_results_keeps_none():
     quiet = rules_for(ONE_SEED_RUNS, states_results=False)  # a motivation, a background, next steps
     for talk in ("The baseline's val loss is lower than the other variants' for all datasets.",  # the 1.5B model's
@@ -309,6 +327,10 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
     fake_llm.answer("RelatedWork", {"sentences": [
         {"key": ADAM_KEY, "sentence": "The results show that this change leads to a lower val loss but a higher "
                                       "val accuracy."},  # the 1.5B model: these runs' findings, as a reference's
+        {"key": ADAM_KEY, "sentence": "Adam was used to train the model, which improved its performance on "
+                                      "various datasets."},  # the same of every reference: refused
+        {"key": "bengio2012practical", "sentence": "Deep architectures were used to train the model, which improved "
+                                                   "its performance on various datasets."},
         {"key": "bengio2012practical", "sentence": "Bengio introduces a method for stochastic optimization of deep "
                                                    "architectures."},  # Adam's title in Bengio's sentence: refused
         {"key": "bengio2012practical", "sentence": "Bengio recommends tuning the learning rate first, as these "
@@ -369,7 +391,7 @@ def test_the_structured_style_without_references_leaves_related_work_out(make_ct
 
 
 @needs_latex
-def test_the_structured_related_work_says_each_thing_once(make_ctx, fake_llm):
+def test_the_structured_related_work_says_nothing_it_says_of_every_reference(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx(writeup="structured", writeup_fix_rounds=0)
     fake_llm.answer("CitationQuery", {"done": False, "query": "adam"})
     fake_llm.answer("CitationChoice", {"indices": [1, 2]})
@@ -384,8 +406,8 @@ def test_the_structured_related_work_says_each_thing_once(make_ctx, fake_llm):
 
     result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
 
-    assert generated(result)["sec-related-work.tex"] == (
-        f"Adam is a stochastic optimization method with a step per weight. {said_of_each[:-1]} \\citep{{{ADAM_KEY}}}. "
+    assert generated(result)["sec-related-work.tex"] == (  # what is said of every reference is said of none
+        f"Adam is a stochastic optimization method with a step per weight \\citep{{{ADAM_KEY}}}. "
         "Bengio gives practical advice on choosing the learning rate \\citep{bengio2012practical}.\n")
 
 

@@ -197,10 +197,10 @@ STRUCTURED_LAYOUT: dict[str, tuple[str, ...]] = {
 }
 
 
-def _trigrams(text: str) -> set[tuple[str, ...]]:
-    """Three words in a row, one of them long ("simulated annealing through" yes, "one of the" no)."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return {gram for gram in zip(words, words[1:], words[2:]) if any(len(word) >= 5 for word in gram)}
+def _phrases(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    """`n` words in a row, one of them long ("simulated annealing through" yes, "one of the" no), citations out."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"\\cite\w*\{[^{}]*\}", "", text).lower())
+    return {gram for gram in zip(*(words[i:] for i in range(n))) if any(len(word) >= 5 for word in gram)}
 
 
 def _heading(name: str) -> str:
@@ -646,7 +646,17 @@ class _Writer:
         answer = self.ask(self.piece_messages(RELATED_TASK), related_work_schema([key for key, _, _ in citable]))
         items = answer.sentences if answer is not None else []
         written: dict[str, str] = {}
-        # a small model says the same of every reference: each thing is said once, of the first
+        # a small model says the same of every reference ("X was used to train the model, which improved ..."):
+        # a sentence sharing five words in a row with what is said of another reference is said of none
+        sentences = [re.split(r"(?<=[.!?])\s+", item.sentence.strip()) for item in items]
+        phrases = [[_phrases(sentence) for sentence in group] for group in sentences]
+        own_items = []
+        for i, item in enumerate(items):
+            elsewhere = set().union(*(p for j, group in enumerate(phrases) if j != i for p in group))
+            own = [sentence for sentence, said in zip(sentences[i], phrases[i]) if not said & elsewhere]
+            if own:
+                own_items.append(item.model_copy(update={"sentence": " ".join(own)}))
+        items = own_items
         for item, text in zip(items, drop_repeats([normalize_text(item.sentence) for item in items])[0]):
             about = next(description for key, _, description in citable if key == item.key)
             others = [description for key, _, description in citable if key != item.key]
@@ -667,8 +677,8 @@ class _Writer:
         words = set(re.findall(r"[a-z]{5,}", plain))
         if not words & set(re.findall(r"[a-z]{5,}", about.lower())) or self.check("related-work", text):
             return None
-        own, said = _trigrams(about), _trigrams(plain)
-        if any(said & (_trigrams(other) - own) for other in others):
+        own, said = _phrases(about, 3), _phrases(plain, 3)
+        if any(said & (_phrases(other, 3) - own) for other in others):
             return None
         return text
 
