@@ -460,6 +460,16 @@ class Study:
     def changes(self, run: "RunRecord") -> list[KnobChange]:
         return [KnobChange(name, self.baseline.get(name), value) for name, value in run.knob_changes.items()]
 
+    def knob_moves(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Each changed knob and the (from, to) values the runs moved it between, as text
+        (SectionRules.knob_moves); knobs whose baseline value is unknown are left out."""
+        moves: dict[str, set[tuple[str, str]]] = {}
+        for run in self.variants:
+            for change in self.changes(run):
+                if change.before is not None:
+                    moves.setdefault(change.name, set()).add((_value_text(change.before), _value_text(change.after)))
+        return {name: frozenset(pairs) for name, pairs in moves.items()}
+
     def knob_directions(self) -> dict[str, frozenset[str]]:
         """Each changed knob and the ways the runs moved it (SectionRules.knob_directions)."""
         directions: dict[str, set[str]] = {}
@@ -673,6 +683,8 @@ class SectionRules:
     facts: Mapping[str, str] = field(default_factory=dict)
     # which way the runs moved each knob they changed: "raised", "lowered", "changed" (Study.knob_directions)
     knob_directions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # the (from, to) values, as text, that the runs moved each knob between (Study.knob_moves)
+    knob_moves: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     # word n-grams of the instructions sent to the model, which the paper may not repeat (prompt_ngrams)
     prompt_ngrams: frozenset[tuple[str, ...]] = frozenset()
     # terms mixing letters and digits ("2d", "l2") that the records use (record_terms); None: not checked
@@ -1295,10 +1307,31 @@ def _claimed_direction(words: Sequence[str], start: int, end: int) -> str | None
     return None
 
 
+def _value_text(value: Any) -> str:
+    """A knob's value as prose writes it: 0.0003 and 3e-4 alike, strings lowercased."""
+    return f"{value:g}" if isinstance(value, float) else str(value).lower()
+
+
+_FROM_TO = re.compile(r"\bfrom\s+(?:an?\s+|the\s+)?([\w.+-]+)\s+to\s+(?:an?\s+|the\s+)?([\w.+-]+)", re.IGNORECASE)
+
+
 def _knob_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
-    """Sentences saying a knob went the way no run moved it ("decreased the learning rate" when it rose)."""
+    """Sentences saying a knob went the way no run moved it ("decreased the learning rate" when it rose, "the
+    beta schedule from quadratic to linear" when the runs changed it from linear to quadratic)."""
     problems = []
     for start, end, words in _prose_sentences(stripped):
+        sentence = _prose(stripped[start:end])
+        for knob, moves in rules.knob_moves.items():
+            if not _has(words, _WORD.findall(knob.lower())) or _HYPOTHETICAL.search(sentence):
+                continue  # a sentence about what to try next may move a knob back
+            for match in _FROM_TO.finditer(sentence):
+                said = (_value_text(match.group(1).rstrip(".")), _value_text(match.group(2).rstrip(".")))
+                if said not in moves and said[::-1] in moves:
+                    done = ", ".join(f"from {a} to {b}" for a, b in sorted(moves))
+                    problems.append(Problem("knob_direction", f"line {_line_of(text, start)}: this sentence says "
+                                            f"{knob} went from {said[0]} to {said[1]}, but the runs changed it "
+                                            f"{done}; say what was done", start, end))
+                    break
         for knob, directions in rules.knob_directions.items():
             if directions - {"raised", "lowered"}:
                 continue  # a knob that is not a number, or whose baseline is unknown, has no direction

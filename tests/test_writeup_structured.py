@@ -192,6 +192,20 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
     assert check_section("The larger learning rate improved the validation accuracy.", rules_for(RUNS)) == []
 
 
+def test_a_setting_said_to_move_the_other_way_is_caught():
+    """The fresh clone's paper: "changing the beta schedule from quadratic to linear" when the run changed it from
+    linear to quadratic."""
+    runs = [one_seed(0, {}, 0.81, 0.44), one_seed(1, {"beta_schedule": "quadratic"}, 0.80, 0.47)]
+    moves = Study(runs, result_values(runs), {"beta_schedule": "linear"}, "x").knob_moves()
+    assert moves == {"beta_schedule": frozenset({("linear", "quadratic")})}
+    rules = rules_for(runs, knob_moves=moves)
+    wrong = "In this study, we investigate how changing the beta schedule from quadratic to linear affects the samples."
+    assert [p.kind for p in check_section(wrong, rules)] == ["knob_direction"]
+    for right in ("We change the beta schedule from linear to quadratic.",
+                  "A next study could move the beta schedule from quadratic to linear again."):
+        assert check_section(right, rules) == [], right
+
+
 def test_a_verdict_is_checked_on_each_dataset_the_sentence_names():
     """The fresh clone's paper: "lower evaluation loss on the circle, line, and moons datasets" when it was lower
     on circle only. A claim about named datasets must hold on each of them."""

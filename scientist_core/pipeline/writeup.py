@@ -400,7 +400,7 @@ class _Writer:
         return SectionRules(results=self.results, cite_keys=set(self.references) | set(self.template_entries),
                             labels=labels, run_names={run.index: run_label(run) for run in self.runs},
                             allowed_numbers=self._allowed_numbers, facts=self.facts,
-                            knob_directions=self.study.knob_directions(),
+                            knob_directions=self.study.knob_directions(), knob_moves=self.study.knob_moves(),
                             prompt_ngrams=frozenset(self._said.difference(*map(word_ngrams, self._facts_told()))),
                             terms=record_terms(self._records()),
                             cited_terms={key: record_terms([description]) for key, _, description in self._citable()},
