@@ -1041,6 +1041,16 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
     return problems
 
 
+def _praises(sentence: str) -> bool:
+    """Whether a praise word of `sentence` is not negated by the three words before it: "improves X, while it does
+    not improve Y" still praises."""
+    for match in _PRAISE.finditer(sentence):
+        before = " ".join(sentence[:match.start()].split()[-3:])
+        if not _NEGATION.search(before) and not re.search(r"\b(?:0|zero)\b", before):  # "0 are better"
+            return True
+    return False
+
+
 def _praise_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
     """When no recorded comparison shows an improvement, a sentence that praises a finding or a changed setting
     ("the quadratic schedule resulted in better performance", "the beta schedule provided a good balance") is spin,
@@ -1053,8 +1063,8 @@ def _praise_problems(text: str, stripped: str, rules: SectionRules) -> list[Prob
     for start, end, words in _prose_sentences(stripped):
         sentence = _prose(stripped[start:end])
         about_runs = _FINDING.search(sentence) or any(_has(words, knob) for knob in knobs)
-        if about_runs and _PRAISE.search(sentence) and not _CITE.search(stripped[start:end]) \
-                and not _NEGATION.search(sentence) and not _HYPOTHETICAL.search(sentence):
+        if about_runs and _praises(stripped[start:end]) and not _CITE.search(stripped[start:end]) \
+                and not _HYPOTHETICAL.search(sentence):
             problems.append(Problem("spin", f"line {_line_of(text, start)}: no variant was clearly better than the "
                                     "baseline in any recorded result, but this sentence praises one; say plainly "
                                     "what the numbers show", start, end))
@@ -1152,11 +1162,20 @@ def _result_talk_problems(text: str, stripped: str, rules: SectionRules) -> list
     return problems
 
 
+def _baseline_first(sentence: str) -> bool:
+    """Whether "baseline" comes before the sentence's first claim word: the baseline is what it speaks of."""
+    baseline = re.search(r"\bbaseline", sentence, re.IGNORECASE)
+    claims = [m.start() for pattern in (_PRAISE, _WORSE_CLAIM, _UNCLEAR_CLAIM, _LOWER_CLAIM, _HIGHER_CLAIM)
+              for m in [pattern.search(sentence)] if m]
+    return baseline is not None and (not claims or baseline.start() < min(claims))
+
+
 def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Problem]:
     """Sentences the records contradict: one run (named by a knob it changed) said to be better, worse, unclear,
     higher or lower in metrics it is not ("the learning rate run showed no clear difference in KL" when its KL
     was worse), and standard errors claimed where none were recorded."""
     recorded = _recorded(rules)
+    variants = [index for index in rules.run_names if index != 0]
     knobs: dict[tuple[str, ...], set[int]] = {}
     for index, name in rules.run_names.items():
         for knob in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", name):
@@ -1171,6 +1190,8 @@ def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Pro
             continue
         words = [_METRIC_WORDS.get(word, word) for word in words]
         runs = set().union(*(indices for knob, indices in knobs.items() if _has(words, knob)))
+        if not runs and len(variants) == 1 and not _baseline_first(sentence):
+            runs = set(variants)  # with one variant, a sentence about a result is about it, unless about the baseline
         said = _claims(sentence) if len(runs) == 1 and not _HYPOTHETICAL.search(sentence) else set()
         by_metric = recorded.get(next(iter(runs)), {}) if said else {}
         named = [metric for metric in by_metric if _has(words, _WORD.findall(metric.lower()))]
