@@ -647,9 +647,14 @@ _TITLE_FILLER = frozenset({"with", "from", "into", "over", "under", "using", "to
                            "study", "studies", "effect", "effects", "impact", "role", "analysis", "their", "through"})
 
 
-def title_is_supported(title: str, records: str) -> bool:
+def title_is_supported(title: str, records: str, unchanged: Iterable[str] = ()) -> bool:
     """Whether every content word of `title` (a model's) begins like a word of `records` (the template's texts,
-    the knobs, the datasets and metrics) and it claims no improvement: "Improving DDPM on 3D Point Clouds" is not."""
+    the knobs, the datasets and metrics) and it claims no improvement: "Improving DDPM on 3D Point Clouds" is not.
+    Nor is a title naming a setting no run changed (`unchanged` knobs, two words or more): "... with weight decay"
+    when only the learning rate and the width changed."""
+    words = _WORD.findall(title.lower())
+    if any(len(name) > 1 and _has(words, name) for name in (_WORD.findall(knob.lower()) for knob in unchanged)):
+        return False
     known = {word.replace("-", "") for word in re.findall(r"[a-z0-9][a-z0-9-]*", records.lower())}
     for word in re.findall(r"[a-z0-9][a-z0-9-]*", title.lower()):
         word = word.replace("-", "")

@@ -195,6 +195,16 @@ def test_a_verdict_the_records_do_not_hold_is_caught():
     assert check_section("The larger learning rate improved the validation accuracy.", rules_for(RUNS)) == []
 
 
+def test_a_title_naming_a_setting_no_run_changed_is_not_used():
+    """Seed 4 of the main job: "Designing a low-dimensional denoising model with weight decay" when only the
+    learning rate and the hidden size changed."""
+    records = "an MLP denoiser on 2-D data; learning_rate hidden_size weight_decay steps; denoising"
+    title = "Denoising with weight decay"
+    assert title_is_supported(title, records)
+    assert not title_is_supported(title, records, unchanged=["weight_decay", "steps"])
+    assert title_is_supported("Denoising 2-D data", records, unchanged=["weight_decay", "steps"])
+
+
 def test_a_setting_said_to_move_the_other_way_is_caught():
     """The fresh clone's paper: "changing the beta schedule from quadratic to linear" when the run changed it from
     linear to quadratic."""

@@ -591,7 +591,9 @@ class _Writer:
 
     def write_structured(self) -> None:
         """Code writes what the records say; the model adds short pieces, each checked, none repeating another."""
-        supported = title_is_supported(self.idea.title, " ".join(self._records()))
+        changed = {name for run in self.runs for name in run.knob_changes}
+        supported = title_is_supported(self.idea.title, " ".join(self._records()),
+                                       unchanged=[name for name in self.baseline if name not in changed])
         self.title = self.study.title(self.idea.title if supported else "")
         code = self.code_parts()
         self.texts = {ABSTRACT: code["abstract"]}  # the paper so far, for the citation rounds
