@@ -112,16 +112,19 @@ class FakeLLM(LLM):
         return Completion(text=text, model=f"{self.name}/{model}", usage=usage)
 
 
-def register_fake_llm(host: PluginHost, script: Script) -> None:
-    """Add a fake LLM answering from `script` to `host`, as a plugin named scientist-testing."""
-    bound = type("FakeLLM", (FakeLLM,), {"script": script})
+def register_fake_llm(host: PluginHost, script: Script, cls: type[FakeLLM] = FakeLLM,
+                      plugin: str = "scientist-testing", **attributes: Any) -> type[FakeLLM]:
+    """Add a fake LLM answering from `script` to `host` as plugin `plugin`: `cls` (a FakeLLM subclass, e.g. one
+    with a price) bound to the script and to `attributes`. Returns the bound class."""
+    bound = type(cls.__name__, (cls,), {"script": script, **attributes})
 
     class FakePlugin:
         @hookimpl
         def register_llms(self, register):
             register(bound)
 
-    host.add(FakePlugin(), PluginInfo("scientist-testing", "scientist-core", "test"))
+    host.add(FakePlugin(), PluginInfo(plugin, "scientist-core", "test"))
+    return bound
 
 
 @pytest.fixture

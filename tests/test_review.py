@@ -15,17 +15,16 @@ from scientist_core.builtins.llm_reviewer import (
     EXAMPLES_DIR, LLMReviewer, MetaReviewText, ReviewRevision, aggregate, load_examples, rounded_mean,
 )
 from scientist_core.chat import StructuredOutputError
-from scientist_core.model_choice import open_chat
 from scientist_core.commands.review import review as review_command
 from scientist_core.errors import ScientistError, SettingsError
-from scientist_core.hookspecs import hookimpl
+from scientist_core.model_choice import open_chat
 from scientist_core.models import Review
 from scientist_core.pdf_text import PaperTextError, paper_text, pdf_to_text
 from scientist_core.plugins import PluginInfo
 from scientist_core.reviewer import ReviewResult
 from scientist_core.settings import load_settings
 from scientist_core.store import Store
-from scientist_core.testing import FakeLLM, Script
+from scientist_core.testing import FakeLLM, Script, register_fake_llm
 
 MODEL = "fake/scripted"
 PAPER = ("Sparse Mixture Adapters. We add a sparse mixture of low-rank adapters to a frozen transformer "
@@ -140,17 +139,8 @@ class BarrierLLM(FakeLLM):
 
 
 def add_barrier_llm(host, script: Script, parties: int) -> type[BarrierLLM]:
-    bound = type("BoundBarrierLLM", (BarrierLLM,), {
-        "script": script, "parties": parties, "barrier": threading.Barrier(parties), "threads": set(),
-        "lock": threading.Lock(), "seen": 0})
-
-    class Plugin:
-        @hookimpl
-        def register_llms(self, register):
-            register(bound)
-
-    host.add(Plugin(), PluginInfo("barrier-llm", "tests", "0"))
-    return bound
+    return register_fake_llm(host, script, BarrierLLM, plugin="barrier-llm", parties=parties,
+                             barrier=threading.Barrier(parties), threads=set(), lock=threading.Lock(), seen=0)
 
 
 def test_ensemble_reviews_concurrently_and_the_area_chair_aggregates(plugin_host, run_store, tmp_path):

@@ -10,11 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scientist_core import hookimpl
 from scientist_core.chat import Price
 from scientist_core.plugins import PluginInfo
 from scientist_core.store import Store
-from scientist_core.testing import FakeLLM, Script
+from scientist_core.testing import FakeLLM, Script, register_fake_llm
 from scientist_review_bench import plugin
 from scientist_review_bench.dataset import BenchError, load_dataset
 from scientist_review_bench.metrics import (
@@ -57,14 +56,7 @@ def priced(plugin_host) -> Script:
         def price(self, model: str) -> Price:
             return Price(PRICE_IN, PRICE_OUT)
 
-    bound = type("BoundPricedLLM", (PricedLLM,), {"script": script})
-
-    class Plugin:
-        @hookimpl
-        def register_llms(self, register):
-            register(bound)
-
-    plugin_host.add(Plugin(), PluginInfo("priced-llm", "tests", "0"))
+    register_fake_llm(plugin_host, script, PricedLLM, plugin="priced-llm")
     return script
 
 
