@@ -121,6 +121,13 @@ def test_plan_rules_bounds_in_the_schema_and_no_restated_defaults(plugin_host):
         runs = [run(learning_rate=1e-3)] * 2 if bad is None else [bad]
         with pytest.raises(ValidationError, match=expected):
             plan.model_validate({"runs": runs})
+    # a model that keeps restating the baseline is shown what a change would be, in values that are valid
+    with pytest.raises(ValidationError, match=r"learning_rate=0\.0\d+ is the baseline's\): give at least one "
+                                              r"knob a new value, for example learning_rate=[\d.e-]+ or "
+                                              r"learning_rate=[\d.e-]+"):
+        plan.model_validate({"runs": [run(learning_rate=baseline_values(template, True)["learning_rate"])]})
+    with pytest.raises(ValidationError, match="for example beta_end=0.04 or beta_end=0.01"):
+        plan.model_validate({"runs": [run()]})
     _, unnamed = plan_models(template, 2, code_changes=True, quick=True, max_knob_changes=3)  # no knobs named
     with pytest.raises(ValidationError, match="at most 3"):
         unnamed.model_validate({"runs": [run(learning_rate=1e-3, beta_end=0.03, steps=50, grad_clip=1.0)]})

@@ -153,14 +153,19 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
         fields["code_change"] = (str, Field("", description="a code change the knobs cannot express, or empty"))
 
     def check_run(run: BaseModel) -> BaseModel:
+        restated = []
         for name, value in run.knob_changes.model_dump(exclude_none=True, mode="json").items():
             if value == baseline.get(name):  # restating the baseline changes nothing: not a change
                 setattr(run.knob_changes, name, None)
+                restated.append(name)
         changes = run.knob_changes.model_dump(exclude_none=True)
         coded = code_changes and wants_code_change(run.code_change)
         if not changes and not coded:
-            raise ValueError("the run changes nothing (every knob is null or equal to the baseline's value): "
-                             f"change {'one of ' + ', '.join(sorted(named)) if named else 'at least one knob'}")
+            said = f"{', '.join(f'{n}={baseline[n]}' for n in restated)} {'is' if len(restated) == 1 else 'are'} " \
+                   "the baseline's" if restated else "every knob is null"
+            example = _new_values(template, quick, baseline, restated or sorted(named or changes_model.model_fields))
+            raise ValueError(f"the run changes nothing ({said}): give at least one knob a new value, for example "
+                             f"{example}")
         if len(changes) > max_knob_changes:
             raise ValueError(f"the run changes {len(changes)} knobs ({', '.join(changes)}): change at most "
                              f"{max_knob_changes}, those the idea is about, and leave the others null")
@@ -185,6 +190,27 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
     plan = create_model("ExperimentPlan", __validators__={"distinct": model_validator(mode="after")(check_plan)},
                         runs=(list[planned], Field(min_length=1, max_length=max_runs)))
     return planned, plan
+
+
+def _new_values(template: Template, quick: bool, baseline: dict[str, Any], names: list[str]) -> str:
+    """`hidden_size=512 or hidden_size=128`: valid values other than the baseline's for the first of `names` that
+    has some, so a model that keeps restating the baseline is shown what a change looks like."""
+    for name in names:
+        before = baseline.get(name)
+        if isinstance(before, bool) or not isinstance(before, (int, float)):
+            continue  # a knob with choices offers only the other choices in its schema already
+        candidates = [before * 2, before // 2 if isinstance(before, int) else before / 2] if before else [1]
+        valid = []
+        for value in candidates:
+            try:
+                template.knobs(quick=quick, changes={name: value})
+            except ExperimentError:
+                continue
+            if value != before:
+                valid.append(f"{name}={value:g}")
+        if valid:
+            return " or ".join(valid)
+    return "one of " + ", ".join(names)
 
 
 def refusing(planned_model: type[BaseModel], failed: list[BaseModel]) -> type[BaseModel]:
