@@ -115,12 +115,14 @@ def test_plan_rules_bounds_in_the_schema_and_no_restated_defaults(plugin_host):
         "beta_end": run(beta_end=1.0),                                   # out of the knob's range
         "changes nothing": run(beta_end=0.02),                           # only a restated default
         "steps": run(steps=50),                                          # a knob the idea is not about
-        "repeats run 1": None,
     }
     for expected, bad in refused.items():
-        runs = [run(learning_rate=1e-3)] * 2 if bad is None else [bad]
         with pytest.raises(ValidationError, match=expected):
-            plan.model_validate({"runs": runs})
+            plan.model_validate({"runs": [bad]})
+    # beside a run that changes something, an empty or repeated run is dropped, not sent back
+    wider = run(learning_rate=1e-3)
+    kept = plan.model_validate({"runs": [run(beta_end=0.02), wider, run(), {**wider, "description": "again"}]})
+    assert [r.knob_changes.model_dump(exclude_none=True) for r in kept.runs] == [{"learning_rate": 1e-3}]
     # a model that keeps restating the baseline is shown what a change would be, in values that are valid
     with pytest.raises(ValidationError, match=r"learning_rate=0\.0\d+ is the baseline's\): give at least one "
                                               r"knob a new value, for example learning_rate=[\d.e-]+ or "

@@ -178,6 +178,21 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
     planned = create_model("PlannedRun", __validators__={"valid": model_validator(mode="after")(check_run)},
                            **fields)
 
+    def drop_empty_and_repeated(data: Any) -> Any:
+        """Runs that change nothing, or repeat an earlier run, are dropped by code while another run is left: an
+        idea about a knob with one other value (a schedule of two) allows one run, and a small model fills the
+        plan's length with empty or repeated runs (measured: seed 18 lost all three repair rounds to that)."""
+        if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+            return data
+        kept, seen = [], []
+        for run in data["runs"]:
+            key = _what_changes(run, baseline, code_changes)
+            if key == () or (key is not None and key in seen):
+                continue
+            kept.append(run)
+            seen.append(key)
+        return {**data, "runs": kept} if kept else data
+
     def check_plan(plan: BaseModel) -> BaseModel:
         seen: list[dict] = []
         for number, run in enumerate(plan.runs, 1):
@@ -187,9 +202,23 @@ def plan_models(template: Template, max_runs: int, code_changes: bool = True, *,
             seen.append(key)
         return plan
 
-    plan = create_model("ExperimentPlan", __validators__={"distinct": model_validator(mode="after")(check_plan)},
+    plan = create_model("ExperimentPlan", __validators__={
+                            "drop": model_validator(mode="before")(drop_empty_and_repeated),
+                            "distinct": model_validator(mode="after")(check_plan)},
                         runs=(list[planned], Field(min_length=1, max_length=max_runs)))
     return planned, plan
+
+
+def _what_changes(run: Any, baseline: dict[str, Any], code_changes: bool) -> Any:
+    """What a run as the model wrote it changes: () for nothing, else its changed knobs and code change; None
+    when it is not a run at all (validation says so later)."""
+    if not isinstance(run, dict) or not isinstance(run.get("knob_changes", {}), dict):
+        return None
+    changes = sorted((name, repr(value)) for name, value in (run.get("knob_changes") or {}).items()
+                     if value is not None and value != baseline.get(name))
+    code = run.get("code_change", "") if code_changes else ""
+    code = code.strip() if isinstance(code, str) and wants_code_change(code) else ""
+    return (tuple(changes), code) if changes or code else ()
 
 
 def _new_values(template: Template, quick: bool, baseline: dict[str, Any], names: list[str]) -> str:

@@ -61,3 +61,20 @@ def test_local_model_answers_a_schema_constrained_request(provider, run_store, t
     rows = run_store.llm_calls(RUN)
     assert rows and rows[-1]["error"] is None and rows[-1]["model"] == f"local/{W.DEFAULT.name}"
     assert rows[-1]["tokens_in"] > 20 and rows[-1]["tokens_out"] > 5 and rows[-1]["cost_usd"] == 0
+
+
+@pytest.mark.slow
+def test_another_seed_reseeds_the_loaded_model_instead_of_loading_it_again(provider):
+    """A benchmark over seeds made one provider per seed: each loaded its own 1.2 GB copy of the model, and 19
+    seeds were killed for memory. One copy serves every seed, and sampling follows the seed as a fresh load would."""
+    def answers(seed: int) -> tuple[object, str]:
+        seeded = LocalLLM.from_settings({"model_path": str(INSTALLED), "n_ctx": 2048, "seed": seed})
+        reply = seeded.complete(W.DEFAULT.name, [Message(role="user", content="Name a random animal.")],
+                                temperature=1.5, max_tokens=12)
+        return seeded.load(W.DEFAULT.name), reply.text
+
+    model_1, first = answers(1)
+    model_2, _ = answers(2)
+    model_1_again, again = answers(1)
+    assert model_1 is model_2 is model_1_again
+    assert again == first  # seed 1 after seed 2 samples what seed 1 sampled first

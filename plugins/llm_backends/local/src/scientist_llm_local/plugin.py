@@ -31,7 +31,7 @@ from scientist_llm_local import weights as W
 BUILD_HINT = ('CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
               "pip install llama-cpp-python==0.3.36 (a 7-14 minute build), or `make install`")
 
-_models: dict[tuple, Any] = {}
+_models: dict[tuple, tuple[Any, int]] = {}  # (file, n_ctx, threads, batch) -> (model, its seed)
 _models_lock = threading.Lock()
 
 
@@ -106,16 +106,24 @@ class LocalLLM(LLM):
         return max(1, min(8, cores - busy))
 
     def load(self, model: str) -> Any:
-        """The llama.cpp model, loaded once per process and settings (hash-checked first)."""
+        """The llama.cpp model, loaded once per process and file settings (hash-checked first). The sampling seed
+        is not a file setting: a provider with another seed re-seeds the loaded model, which then samples as a
+        fresh load with that seed would (measured: a model loaded per seed held 1.2 GB each, and a 20-seed
+        benchmark was killed for memory at seed 19)."""
         readiness = self.readiness(model)
         if not readiness.ready:
             raise LLMNotReady(f"local/{model} cannot answer: {readiness.detail}",
                               "or choose another model with --model (see `scientist models`)")
         path = self.path(model)
-        key = (str(path), self.config.n_ctx, self.config.n_threads, self.config.n_batch, self.config.seed)
+        key = (str(path), self.config.n_ctx, self.config.n_threads, self.config.n_batch)
         with _models_lock:
             if key in _models:
-                return _models[key]
+                llm, seeded = _models[key]
+                if seeded != self.config.seed:  # as a fresh load: this seed, nothing evaluated yet
+                    llm.reset()
+                    llm.set_seed(self.config.seed)
+                    _models[key] = (llm, self.config.seed)
+                return llm
             if self.config.verify_hash and not self.config.model_path:
                 try:
                     W.verify(self.weights(model), path)
@@ -131,7 +139,7 @@ class LocalLLM(LLM):
             except (ValueError, RuntimeError, OSError) as exc:
                 raise LLMError(f"llama.cpp cannot load {path}: {exc}", "reinstall the weights with "
                                "`scientist-llm-local install`") from None
-            _models[key] = llm
+            _models[key] = (llm, self.config.seed)
             return llm
 
     def complete(self, model: str, messages: list[Message], *, schema: type[BaseModel] | None = None,
