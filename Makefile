@@ -15,9 +15,10 @@ LLAMA_NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='-mno-am
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON $(LLAMA_NO_AMX)
 # The plugin packages installed (editable) beside the core and tested by CI, in one pip command, so that a plugin
 # depending on another package here (the litellm providers on scientist-litellm) finds it here, not on the index.
-PLUGINS := plugins/example plugins/diffusion plugins/grokking plugins/nanogpt plugins/llm_backends/litellm \
-	plugins/llm_backends/openai plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local \
-	plugins/coders/aider plugins/review_bench
+PLUGINS := plugins/sandbox plugins/literature plugins/paper plugins/reviewer plugins/example plugins/diffusion \
+	plugins/grokking plugins/nanogpt plugins/llm_backends/litellm plugins/llm_backends/openai \
+	plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local plugins/coders/aider \
+	plugins/review_bench
 # The main job: the diffusion template with the local model, sized for a 2-core CPU (see the file).
 RUN_CONFIG ?= configs/offline-cpu.toml
 

@@ -1,23 +1,67 @@
 """scientist: automated ML research, built from plugins.
 
-The public API for plugin authors: the hook marker, one base class per plugin kind, their Config base,
-the data models and the error family.
+This module is the public API, the one door for plugin authors: a plugin imports from `scientist_core` (and its
+tests from `scientist_core.testing`), never from the modules behind it, which may move. The base class of each
+plugin kind, its Config base, the hook marker, the data models and the errors load with it; what needs more of
+the core (the chat, the settings, a run's context and records) loads on first use, so that importing a plugin
+stays cheap and `scientist --help` fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from scientist_core.coder import CodeRequest, Coder
 from scientist_core.compiler import Compiler
 from scientist_core.component import Config
-from scientist_core.errors import ExperimentError, ScientistError
-from scientist_core.executor import Executor
+from scientist_core.errors import (ExperimentError, PluginError, SandboxError, ScientistError, SettingsError,
+                                   first_problem)
+from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
-from scientist_core.models import FinalInfo, Idea
-from scientist_core.reviewer import Reviewer
-from scientist_core.sandbox import ExecutionResult, Limits
-from scientist_core.searcher import Searcher
-from scientist_core.template import Template
+from scientist_core.models import (CodeChange, CompileResult, Completion, DatasetResult, FinalInfo, Idea, Message,
+                                   ModelInfo, Paper, Readiness, Review, Usage)
+from scientist_core.reviewer import Reviewer, ReviewResult
+from scientist_core.searcher import (LiteratureError, Searcher, SearchRateLimited, SearchUnavailable,
+                                     search_with_fallback)
+from scientist_core.template import LATEX_SKELETON, Template
+from scientist_core.writer import Writer, WriteupResult
+
+# name -> the module it lives in, imported when the name is first used
+_ON_FIRST_USE = {
+    **dict.fromkeys(("BudgetExceeded", "Chat", "LLMError", "LLMNotReady", "LLMTimeout", "MissingAPIKey",
+                     "NoModelConfigured", "Price", "RateLimited", "StructuredOutputError", "TransientLLMError",
+                     "parse_retry_after", "redact"), "scientist_core.chat"),
+    **dict.fromkeys(("better_direction", "measures_time"), "scientist_core.metrics"),
+    **dict.fromkeys(("open_chat", "resolve_model"), "scientist_core.model_choice"),
+    **dict.fromkeys(("Figure", "RunContext", "RunRecord", "new_run_id"), "scientist_core.pipeline.context"),
+    "facts_for_run": "scientist_core.pipeline.machine",
+    "describe_changes": "scientist_core.pipeline.plans",
+    "get_host": "scientist_core.plugins",
+    "load_settings": "scientist_core.settings",
+    "Store": "scientist_core.store",
+}
 
 __all__ = [
-    "CodeRequest", "Coder", "Compiler", "Config", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LLM",
-    "Limits", "Reviewer", "ScientistError", "Searcher", "Template", "hookimpl",
+    "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config", "DatasetResult",
+    "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM", "LOG_DIR_NAME",
+    "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PluginError", "Readiness", "Review",
+    "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited", "SearchUnavailable",
+    "Searcher", "SettingsError", "Template", "Usage", "WriteupResult", "Writer", "first_problem", "hookimpl",
+    "search_with_fallback",
+    *sorted(_ON_FIRST_USE),
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scientist_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))

@@ -51,7 +51,7 @@ def _host():
 @app.command()
 def plugins(as_json: bool = JsonFlag) -> None:
     """List loaded plugins: distribution, version, and the kinds and names each registers."""
-    from scientist_core.plugins import KIND_HOOKS
+    from scientist_core.kinds import KIND_HOOKS
 
     host = _host()
     registers: dict[str, dict[str, list[str]]] = {name: {} for name in host.plugins}
@@ -275,7 +275,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
     """
     from pydantic import ValidationError
 
-    from scientist_core.errors import SettingsError
+    from scientist_core.errors import SettingsError, first_problem
     from scientist_core.pipeline.context import RunOptions
     from scientist_core.pipeline.run import start_run
     from scientist_core.settings import load_settings
@@ -289,9 +289,8 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         options = RunOptions(template=template, model=model, reviewer_model=reviewer_model,
                              **{**settings.run.model_dump(), **{k: v for k, v in flags.items() if v is not None}})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = "--" + ".".join(map(str, first["loc"])).replace("_", "-")
-        raise SettingsError(f"{flag}: {first['msg']}", "see `scientist run --help`") from None
+        where, what = first_problem(exc)
+        raise SettingsError(f"--{where.replace('_', '-')}: {what}", "see `scientist run --help`") from None
     progress = _ConsoleProgress()
     try:
         summary = start_run(settings, _host(), options, progress.report, progress.status)
@@ -320,11 +319,9 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import coder, llm, review, sandbox
+    from scientist_core.commands import coder, llm
 
-    app.command("review")(review.review)
     app.add_typer(llm.app, name="llm")
-    app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(coder.app, name="coder")
 
 

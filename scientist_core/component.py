@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from scientist_core.errors import SettingsError
+from scientist_core.errors import SettingsError, first_problem
 
 
 class Config(BaseModel):
@@ -40,11 +40,10 @@ class Component:
         try:
             config = cls.Config.model_validate({**(section or {}), **given})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
+            where, what = first_problem(exc)
             source = (f"--{where.replace('_', '-')}" if where in given else
                       f"[{cls.kind}s.{cls.name}] {where or '(section)'} in scientist.toml or "
                       f"SCIENTIST_{cls.kind.upper()}S__{cls.name.upper()}__{where.upper()}")
-            raise SettingsError(f"{cls.kind} {cls.name}: {where + ': ' if where else ''}{first['msg']} (from {source})",
+            raise SettingsError(f"{cls.kind} {cls.name}: {where + ': ' if where else ''}{what} (from {source})",
                                 "fix that value; `scientist config show` lists the settings") from None
         return cls(config)

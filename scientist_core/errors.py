@@ -5,6 +5,8 @@ The CLI turns any ScientistError into a single line: what is wrong, then what to
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ScientistError(Exception):
     """A problem the user can fix; `hint` says how."""
@@ -40,3 +42,10 @@ class SandboxError(ScientistError):
 
 class ExperimentError(ScientistError):
     """An experiment or baseline did not produce its results."""
+
+
+def first_problem(exc: Any) -> tuple[str, str]:
+    """(where, what) of a pydantic ValidationError's first error, e.g. ("run.max_runs", "Input should be greater
+    than 0"): the one line every bad value becomes; where is "" for the whole object."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]

@@ -1,4 +1,5 @@
-"""Data that crosses plugin boundaries, as pydantic models (the sandbox's Limits and ExecutionResult live in sandbox.py)."""
+"""Data that crosses plugin boundaries, as pydantic models (an execution's Limits and ExecutionResult are in
+executor.py)."""
 
 from __future__ import annotations
 

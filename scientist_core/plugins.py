@@ -19,28 +19,14 @@ import pluggy
 from scientist_core import hookspecs
 from scientist_core.component import Component
 from scientist_core.errors import PluginError
+from scientist_core.kinds import BASE_CLASSES, KIND_HOOKS
 
 ENTRY_POINT_GROUP = "scientist"
 LOAD_PLUGINS_ENV = "SCIENTIST_LOAD_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "scientist_core.builtins.local_executor",
-    "scientist_core.builtins.latex_compiler",
     "scientist_core.builtins.search_replace_coder",
-    "scientist_core.builtins.searchers",
-    "scientist_core.builtins.llm_reviewer",
 )
-
-# kind -> the collector hook that registers classes of that kind
-KIND_HOOKS: dict[str, str] = {
-    "template": "register_templates",
-    "llm": "register_llms",
-    "searcher": "register_searchers",
-    "compiler": "register_compilers",
-    "reviewer": "register_reviewers",
-    "coder": "register_coders",
-    "executor": "register_executors",
-}
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -153,9 +139,7 @@ class PluginHost:
         return self._registrations[kind]
 
     def _collect(self, kind: str) -> list[Registration]:
-        from scientist_core import kinds
-
-        base = kinds.BASE_CLASSES[kind]
+        base = BASE_CLASSES[kind]
         found: list[Registration] = []
         hook = getattr(self.pm.hook, KIND_HOOKS[kind])
         for impl in reversed(hook.get_hookimpls()):  # pluggy lists last-registered first

@@ -30,8 +30,8 @@ class ReviewResult(BaseModel):
 class Reviewer(Component):
     """Base class of reviewers.
 
-    `review` reads a paper's text and asks `chat` (a scientist_core.chat.Chat bound to the reviewer's
-    model, ledger and budget) to fill the form. A reviewer may run calls concurrently.
+    `review_file` reads a paper (the PDF a run made), `review` its text; both ask `chat` (a scientist_core.Chat
+    bound to the reviewer's model, ledger and budget) to fill the form. A reviewer may run calls concurrently.
     """
 
     kind: ClassVar[str] = "reviewer"
@@ -40,7 +40,5 @@ class Reviewer(Component):
         raise NotImplementedError
 
     def review_file(self, path: Path, chat: "Chat") -> ReviewResult:
-        """Review the paper at `path` (a PDF, or its text as .txt / .md / .tex)."""
-        from scientist_core.pdf_text import paper_text
-
-        return self.review(paper_text(path), chat)
+        """Review the paper at `path` (the PDF `scientist run` made): how to read it is the reviewer's choice."""
+        raise NotImplementedError

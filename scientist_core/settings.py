@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from scientist_core.errors import SettingsError
+from scientist_core.errors import SettingsError, first_problem
 
 SETTINGS_FILE = "scientist.toml"
 ENV_PREFIX = "SCIENTIST_"
@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="dataset, model and archive caches")
     executor: str = Field("local", description="where runs execute")
     coder: str = Field("search_replace", description="what applies code changes to a run's copy of the template")
+    writer: str = Field("latex", description="what writes the paper")
     compiler: str = Field("latexmk", description="what turns the paper into a PDF")
     reviewer: str = Field("llm", description="what reviews the paper")
     searchers_order: list[str] = Field(["semantic_scholar", "openalex", "offline"],
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     templates: PluginSections = Field(default_factory=dict, description="[templates.NAME] sections")
     llms: PluginSections = Field(default_factory=dict, description="[llms.NAME] sections")
     searchers: PluginSections = Field(default_factory=dict, description="[searchers.NAME] sections")
+    writers: PluginSections = Field(default_factory=dict, description="[writers.NAME] sections")
     compilers: PluginSections = Field(default_factory=dict, description="[compilers.NAME] sections")
     reviewers: PluginSections = Field(default_factory=dict, description="[reviewers.NAME] sections")
     coders: PluginSections = Field(default_factory=dict, description="[coders.NAME] sections")
@@ -139,9 +141,8 @@ def load_settings(**flags: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise SettingsError(f"setting {key}: {first['msg']} (from {origin_of(key, given)})",
+        key, what = first_problem(exc)
+        raise SettingsError(f"setting {key}: {what} (from {origin_of(key, given)})",
                             "fix the value, or `scientist config show` to see where each setting comes from") from None
 
 

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from scientist_core.component import Component
-from scientist_core.errors import ExperimentError, PluginError
+from scientist_core.errors import ExperimentError, PluginError, first_problem
+from scientist_core.executor import Limits
 from scientist_core.models import Idea
-from scientist_core.sandbox import Limits
 
 # the paper skeleton every template starts from: template.tex (the LaTeX contract of docs/writeup.md) and the
 # conference layout it uses, scientistconf.sty
@@ -83,9 +83,9 @@ class Template(Component):
         try:
             return self.knobs_model().model_validate(values)
         except ValidationError as exc:
-            first = exc.errors()[0]
+            where, what = first_problem(exc)
             raise ExperimentError(
-                f"knob {'.'.join(map(str, first['loc']))} of template {self.name!r}: {first['msg']}",
+                f"knob {where} of template {self.name!r}: {what}",
                 f"see `scientist templates --json` for the knobs of {self.name!r}",
             ) from None
 

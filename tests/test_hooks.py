@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core import Coder, Compiler, Config, Executor, LLM, Reviewer, Searcher, Template, hookimpl
+from scientist_core import LLM, Coder, Compiler, Config, Executor, Reviewer, Searcher, Template, Writer, hookimpl
 from scientist_core.errors import SettingsError
 from scientist_core.plugins import PluginInfo
 from tests.helpers import make_distribution, run_cli
@@ -48,6 +48,11 @@ def test_register_llms(plugin_host):
 
 def test_register_searchers(plugin_host):
     check_collected(plugin_host, "searcher", "register_searchers", Searcher)
+
+
+def test_register_writers(plugin_host):
+    check_collected(plugin_host, "writer", "register_writers", Writer)
+    assert "latex" in plugin_host.names("writer")
 
 
 def test_register_compilers(plugin_host):

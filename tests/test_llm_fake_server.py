@@ -1,4 +1,4 @@
-"""The loopback OpenAI-compatible server that provider tests run against (scientist_core.fake_openai)."""
+"""The loopback OpenAI-compatible server that provider tests run against (scientist_core.testing.fake_openai)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from pydantic import BaseModel
 
-from scientist_core.fake_openai import FakeOpenAIServer, Reply
+from scientist_core.testing.fake_openai import FakeOpenAIServer, Reply
 
 
 def post(url: str, body: dict, timeout: float = 5) -> tuple[int, dict, dict]:

@@ -141,5 +141,5 @@ def test_start_up_imports_no_llm_library():
     llama_cpp (seconds each)."""
     code = ("from scientist_core.plugins import get_host; import scientist_core.cli; "
             "import scientist_core.commands.llm, scientist_core.chat, scientist_litellm, "
-            "scientist_core.fake_openai; host = get_host(); host.names('llm')")
+            "scientist_core.testing.fake_openai; host = get_host(); host.names('llm')")
     assert modules_loaded_by(code, {"litellm", "llama_cpp", "openai", "anthropic", "tiktoken"}) == []

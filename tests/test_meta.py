@@ -9,7 +9,8 @@ from pathlib import Path
 import pluggy
 
 from scientist_core import hookspecs
-from scientist_core.plugins import KIND_HOOKS, PluginHost
+from scientist_core.kinds import KIND_HOOKS
+from scientist_core.plugins import PluginHost
 from tests.helpers import modules_loaded_by
 
 ROOT = Path(__file__).resolve().parents[1]

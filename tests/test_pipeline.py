@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.paper_latex import result_values
 from scientist_core.pipeline.context import RunOptions, RunRecord
 from scientist_core.pipeline.execution import read_results
 from scientist_core.pipeline.run import resume_run, start_run
 from scientist_core.settings import load_settings
+from scientist_paper.results import result_values
 from tests.pipeline_script import script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")

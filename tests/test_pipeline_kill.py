@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.fake_openai import FakeOpenAIServer
+from scientist_core.testing.fake_openai import FakeOpenAIServer
 from tests.helpers import SCIENTIST
 from tests.pipeline_script import script_full_run
 

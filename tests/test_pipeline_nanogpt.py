@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.paper_latex import result_values
+from scientist_core import Limits
 from scientist_core.pipeline.context import RunOptions, RunRecord
 from scientist_core.pipeline.execution import read_results
 from scientist_core.pipeline.run import start_run
-from scientist_core.sandbox import Limits, run
 from scientist_core.settings import load_settings
+from scientist_paper.results import result_values
+from scientist_sandbox import run
 from tests.pipeline_script import script_full_run
 
 METRIC = "shakespeare_char.best_val_loss"

@@ -18,8 +18,8 @@ def test_builtins_load_without_entry_points(monkeypatch):
     monkeypatch.setenv("SCIENTIST_LOAD_PLUGINS", "")
     host = PluginHost().load()
     assert all(info.builtin for info in host.plugins.values())
-    assert host.names("executor") == ["local"]
-    assert host.names("template") == []
+    assert host.names("coder") == ["search_replace"]
+    assert host.names("template") == host.names("executor") == []
 
 
 def test_example_template_listed_and_hidden_by_selection():
@@ -32,7 +32,7 @@ def test_example_template_listed_and_hidden_by_selection():
     hidden = plugins_json(run_cli("plugins", "--json", env={"SCIENTIST_LOAD_PLUGINS": ""}))
     assert {p["distribution"] for p in hidden["plugins"]} == {"scientist-core"}
     assert all(p["builtin"] for p in hidden["plugins"])
-    assert {"executor": ["local"]} in [p["registers"] for p in hidden["plugins"]]
+    assert {"coder": ["search_replace"]} in [p["registers"] for p in hidden["plugins"]]
 
     chosen = plugins_json(run_cli("plugins", "--json", env={"SCIENTIST_LOAD_PLUGINS": "scientist-example"}))
     assert {p["distribution"] for p in chosen["plugins"]} == {"scientist-core", "scientist-example"}

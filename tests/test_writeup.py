@@ -1,7 +1,7 @@
 """The write-up: a scripted model writes the prose; code checks it, places the numbers, and compiles for real.
 
 Full write-ups run latexmk, pdflatex, bibtex and chktex (skipped where they are not installed); the checks of
-scientist_core.paper_latex are tested on their own, without a compiler or a model.
+scientist_paper are tested on their own, without a compiler or a model.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ from pathlib import Path
 import pytest
 
 from scientist_core.hookspecs import hookimpl
+from scientist_core.metrics import better_direction
 from scientist_core.models import DatasetResult, FinalInfo, Idea, Paper
-from scientist_core.paper_latex import (SectionRules, better_direction, check_section, meta_tex,
-                                        normalize_text, plain_text_section, repair_section, result_values,
-                                        results_table_tex, run_label)
 from scientist_core.pipeline.context import Figure, RunContext, RunOptions, RunRecord
 from scientist_core.pipeline.machine import machine_facts
-from scientist_core.pipeline.writeup import WriteupResult, preflight_latex, write_paper
+from scientist_core.pipeline.writeup import write_paper
 from scientist_core.plugins import PluginInfo
 from scientist_core.searcher import Searcher
 from scientist_core.settings import load_settings
 from scientist_core.store import Store
+from scientist_core.writer import WriteupResult
+from scientist_paper.checks import SectionRules, check_section, normalize_text
+from scientist_paper.repairs import plain_text_section, repair_section
+from scientist_paper.results import meta_tex, result_values, results_table_tex, run_label
+from scientist_paper.writer import preflight_latex
 
 needs_latex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("chktex") is None,
                                  reason="needs latexmk, pdflatex and chktex (scripts/system-packages.txt)")

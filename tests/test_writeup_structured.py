@@ -8,11 +8,12 @@ The write-ups compile for real (skipped without LaTeX); the checks are also test
 from __future__ import annotations
 
 from scientist_core.models import DatasetResult, FinalInfo
-from scientist_core.paper_latex import (SECTIONS as PAPER_SECTIONS, SectionRules, Study, check_section, drop_repeats,
-                                        record_terms, repair_section, result_values, run_label, title_is_supported,
-                                        word_ngrams)
 from scientist_core.pipeline.context import RunRecord
 from scientist_core.pipeline.writeup import write_paper
+from scientist_paper.checks import SectionRules, check_section, record_terms, word_ngrams
+from scientist_paper.latex import SECTIONS as PAPER_SECTIONS
+from scientist_paper.repairs import drop_repeats, repair_section
+from scientist_paper.results import Study, result_values, run_label, title_is_supported
 from tests.test_writeup import (ABSTRACT, ADAM_KEY, IDEA, RULES, RUNS, SECTIONS, make_ctx, needs_latex,  # noqa: F401
                                 pdf_text)
 

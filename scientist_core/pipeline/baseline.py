@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scientist_core.errors import ExperimentError
-from scientist_core.pipeline.context import new_run_id
+from scientist_core.pipeline.context import configured_plugin, new_run_id
 from scientist_core.pipeline.execution import RunOutcome, execute_run, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
@@ -16,7 +16,7 @@ STAGE = "baseline"
 
 def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick: bool) -> RunOutcome:
     template = host.create("template", template_name, settings.templates)
-    executor = host.create("executor", settings.executor, settings.executors)
+    executor = configured_plugin(host, settings, "executor")
     knobs = template.knobs(quick=quick)
     limits = run_limits(template, quick, settings)  # the template's data first: offline, nothing is started
 

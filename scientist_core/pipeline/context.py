@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -11,10 +12,27 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from scientist_core.models import FinalInfo, Idea
-from scientist_core.plugins import PluginHost
-from scientist_core.settings import RunSettings, Settings
+from scientist_core.plugins import PluginHost, get_host
+from scientist_core.searcher import Searcher
+from scientist_core.settings import RunSettings, Settings, load_settings
 from scientist_core.store import Store
 from scientist_core.template import Template
+
+
+def configured_plugin(host: PluginHost, settings: Settings, kind: str) -> Any:
+    """The plugin of `kind` that the settings choose (the setting named `kind`), with its `[<kind>s.NAME]` section:
+    how preflight and the stages both resolve the executor, coder, writer, compiler and reviewer."""
+    return host.create(kind, getattr(settings, kind), getattr(settings, f"{kind}s"))
+
+
+def searchers_from_settings(settings: Settings | None = None, host: PluginHost | None = None,
+                            order: Sequence[str] | None = None) -> list[Searcher]:
+    """The searchers named by `order`, else by the `searchers_order` setting, created with their
+    `[searchers.NAME]` sections. A name no plugin provides is a PluginError."""
+    settings = settings or load_settings()
+    host = host or get_host()
+    names = list(order or settings.searchers_order)
+    return [host.create("searcher", name, settings.searchers) for name in names]
 
 
 def new_run_id(label: str) -> str:
@@ -62,6 +80,14 @@ class RunContext:
     # the live status line: what is running now (an experiment's latest output line); replaced, not kept
     status: Callable[[str], None] = field(default=lambda message: None)
     idea_name: str | None = None  # set while an idea is processed: its calls are ledger rows of `stage:idea`
+    # the plugins resolved so far, by kind; shared by the copies `for_idea` makes
+    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def plugin(self, kind: str) -> Any:
+        """The configured plugin of `kind` ("executor", "coder", "writer", "compiler", "reviewer"), created once."""
+        if kind not in self.resolved:
+            self.resolved[kind] = configured_plugin(self.host, self.settings, kind)
+        return self.resolved[kind]
 
     def run_status(self, idea: str, run_name: str) -> Callable[[str], None]:
         """A status callback for one experiment run: its latest output line, prefixed with where it is."""
@@ -82,8 +108,6 @@ class RunContext:
 
     def searchers(self) -> list:
         """The installed searchers of `searchers_order`, in that order."""
-        from scientist_core.literature import searchers_from_settings
-
         return searchers_from_settings(self.settings, self.host)
 
     def idea_dir(self, idea: Idea) -> Path:

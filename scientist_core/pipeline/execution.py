@@ -11,9 +11,8 @@ from typing import Callable
 
 from pydantic import BaseModel, ValidationError
 
-from scientist_core.executor import Executor
+from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.models import FinalInfo
-from scientist_core.sandbox import LOG_DIR_NAME, ExecutionResult, Limits
 from scientist_core.settings import SandboxSettings, Settings
 from scientist_core.store import Store
 from scientist_core.template import Template

@@ -51,7 +51,7 @@ def baseline_record(ctx: "RunContext", workspace: Path) -> "RunRecord":
                                         {"cached_from": str(cache)}, notes="baseline (cached)")
             ctx.report(f"experiments: {workspace.name}: baseline from cache")
         else:
-            executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
+            executor = ctx.plugin("executor")
             outcome = execute_run(template, workspace, "run_0", knobs, executor,
                                   run_limits(template, quick, ctx.settings), ctx.store, ctx.run_id,
                                   workspace.name, 0, on_output=ctx.run_status(workspace.name, "run_0"))
@@ -75,7 +75,7 @@ def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
 def _headline(record: "RunRecord", primary: str | None = None) -> str:
     """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
     measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
-    from scientist_core.paper_latex import better_direction, measures_time
+    from scientist_core.metrics import better_direction, measures_time
 
     def main_metric(names: list[str]) -> str:
         if primary in names:
@@ -88,8 +88,8 @@ def _headline(record: "RunRecord", primary: str | None = None) -> str:
 
 
 def _results_text(records: list["RunRecord"]) -> str:
-    """The runs' results for a prompt: every metric but the timings (paper_latex.measures_time)."""
-    from scientist_core.paper_latex import measures_time
+    """The runs' results for a prompt: every metric but the timings (metrics.measures_time)."""
+    from scientist_core.metrics import measures_time
 
     lines = []
     for record in records:
@@ -176,7 +176,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
     from scientist_core.pipeline.context import RunRecord
 
     template, options = ctx.template, ctx.options
-    executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
+    executor = ctx.plugin("executor")
     limits = run_limits(template, options.quick, ctx.settings)
     name = f"run_{index}"
     editable = [f for f in (template.experiment_file, template.plot_file) if (workspace / f).is_file()]
@@ -192,7 +192,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
         if wants_code_change(getattr(planned, "code_change", "")):
             from scientist_core.coder import CodeRequest
 
-            coder = ctx.host.create("coder", ctx.settings.coder, ctx.settings.coders)
+            coder = ctx.plugin("coder")
             request = CodeRequest(
                 instruction=planned.code_change, files=editable,
                 read_only=[f for f in ("notes.txt",) if (workspace / f).is_file()], idea=idea, run=name,

@@ -1,5 +1,5 @@
 """The machine the runs used, read from the machine and never guessed: gathered when experiments run, kept as
-the run's `machine_facts` artifact, and written into the paper by code (paper_latex's \\Env macros)."""
+the run's `machine_facts` artifact, and written into the paper by code (scientist-paper's \\Env macros)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def _describe(papers: list[Paper]) -> str:
 
 def check_novelty(ctx: RunContext, idea: Idea) -> bool:
     """Whether `idea` is novel; a decision already stored (a resumed run) is returned without new calls."""
-    from scientist_core.literature import search_with_fallback
+    from scientist_core.searcher import search_with_fallback
 
     stored = next(row for row in ctx.store.ideas(ctx.run_id) if row["name"] == idea.name)
     if stored["novel"] is not None:

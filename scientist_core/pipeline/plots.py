@@ -36,7 +36,7 @@ def make_plots(ctx: RunContext, idea: Idea, workspace: Path, records: list[RunRe
     if done.is_file():
         return [Figure.model_validate(item) for item in json.loads(done.read_text())]
     before = _pngs(workspace)
-    executor = ctx.host.create("executor", ctx.settings.executor, ctx.settings.executors)
+    executor = ctx.plugin("executor")
     limits = effective_limits(ctx.template, ctx.options.quick, ctx.settings.sandbox)
     command = ctx.template.plot_command([record.name for record in records])
     result = executor.execute(command, workspace, limits, log_dir=workspace / ".sandbox" / "plot")

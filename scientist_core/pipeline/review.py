@@ -14,7 +14,7 @@ STAGE = "review"
 
 
 def review_paper(ctx: RunContext, idea: Idea, workspace: Path, pdf: Path, name: str = "review") -> ReviewResult:
-    reviewer = ctx.host.create("reviewer", ctx.settings.reviewer, ctx.settings.reviewers)
+    reviewer = ctx.plugin("reviewer")
     result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"))
     path = workspace / f"{name}.json"
     path.write_text(result.model_dump_json(by_alias=True, indent=2))

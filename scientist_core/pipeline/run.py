@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from scientist_core.errors import ScientistError
+from scientist_core.executor import LOG_DIR_NAME
 from scientist_core.models import Idea
-from scientist_core.pipeline.context import RunContext, RunOptions, new_run_id
+from scientist_core.pipeline.context import RunContext, RunOptions, configured_plugin, new_run_id
 from scientist_core.plugins import PluginHost
-from scientist_core.sandbox import LOG_DIR_NAME
 from scientist_core.settings import Settings
 from scientist_core.store import Store
 
@@ -65,7 +65,6 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
 
     from scientist_core.chat import LLMNotReady, split_model_id
     from scientist_core.model_choice import resolve_model
-    from scientist_core.pipeline.writeup import preflight_latex
 
     template = host.create("template", options.template, settings.templates)
     template.knobs(quick=options.quick)
@@ -77,21 +76,22 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
         if not readiness.ready:
             raise LLMNotReady(f"the {role}'s model {model_id} cannot answer: {readiness.detail}",
                               "fix that, or choose another model (--model, --reviewer-model; `scientist models`)")
-    compiler = host.create("compiler", settings.compiler, settings.compilers)
+    compiler = configured_plugin(host, settings, "compiler")
     readiness = compiler.readiness()
     if not readiness.ready:
         raise ScientistError(f"the LaTeX compiler {settings.compiler!r} is not ready: {readiness.detail}",
                              "install it before spending anything on a paper that cannot be built")
+    writer = configured_plugin(host, settings, "writer")
     with tempfile.TemporaryDirectory() as scratch:
-        problems = preflight_latex(template.write_latex(Path(scratch) / "skeleton"), compiler, Path(scratch) / "latex")
+        problems = writer.preflight(template.write_latex(Path(scratch) / "skeleton"), compiler, Path(scratch) / "latex")
     broken = [p for p in problems if "does not compile" in p or "not ready" in p]
     if broken:
         raise ScientistError(f"the paper of template {options.template!r} cannot be built: {broken[0]}",
                              "fix the LaTeX installation or the template's latex/ folder before spending anything")
     for problem in problems:
         report(f"pre-flight: {problem} (the built-in skeleton will be used)")
-    host.create("reviewer", settings.reviewer, settings.reviewers)
-    coder = host.create("coder", settings.coder, settings.coders)
+    configured_plugin(host, settings, "reviewer")
+    coder = configured_plugin(host, settings, "coder")
     if options.code_changes:  # plans may ask for code edits: the coder must be able to make them with this model
         provider_name, name = split_model_id(resolve_model(settings, "scientist", options.model, host))
         readiness = coder.readiness(host.create("llm", provider_name, settings.llms), name)
@@ -99,7 +99,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
             raise ScientistError(f"the coder {settings.coder!r} is not ready: {readiness.detail}",
                                  "or choose another coder with --coder (the built-in: search_replace), or "
                                  "set run.code_changes = false")
-    host.create("executor", settings.executor, settings.executors)
+    configured_plugin(host, settings, "executor")
     installed = set(host.names("searcher"))
     chain = [name for name in settings.searchers_order if name in installed]
     if not chain:

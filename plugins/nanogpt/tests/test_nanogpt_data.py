@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler
 import numpy as np
 import pytest
 
-from scientist_core.loopback import LoopbackServer
+from scientist_core.testing.loopback import LoopbackServer
 from scientist_nanogpt import data
 from scientist_nanogpt.data import DataUnavailable, Source
 from scientist_nanogpt.plugin import NanoGPTTemplate

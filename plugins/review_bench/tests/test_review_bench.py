@@ -11,7 +11,6 @@ import typer
 from typer.testing import CliRunner
 
 from scientist_core.chat import Price
-from scientist_core.plugins import PluginInfo
 from scientist_core.store import Store
 from scientist_core.testing import FakeLLM, Script, register_fake_llm
 from scientist_review_bench import plugin
@@ -36,13 +35,6 @@ PAPERS = [
 PRICE_IN, PRICE_OUT = 2e-6, 8e-6  # USD per token (per word for the fake)
 
 
-@pytest.fixture(autouse=True)
-def _llm_reviewer(plugin_host):
-    """The built-in reviewer, registered here too until it is listed in DEFAULT_PLUGINS (then a no-op)."""
-    from scientist_core.builtins import llm_reviewer
-
-    if "llm" not in plugin_host.names("reviewer"):
-        plugin_host.add(llm_reviewer, PluginInfo("llm_reviewer", "scientist-core", "test", True))
 
 
 @pytest.fixture

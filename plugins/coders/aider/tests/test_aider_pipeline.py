@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.fake_openai import RecordedRequest, Reply
+from scientist_core.testing.fake_openai import RecordedRequest, Reply
 from scientist_core.models import Message
 from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import start_run

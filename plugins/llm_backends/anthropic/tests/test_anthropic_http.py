@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from scientist_core.chat import Chat, MissingAPIKey, RetryPolicy
-from scientist_core.fake_openai import Reply
+from scientist_core.testing.fake_openai import Reply
 from scientist_llm_anthropic.plugin import AnthropicProvider
 
 pytestmark = pytest.mark.usefixtures("scientist_env")

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from scientist_core.chat import Chat
-from scientist_core.fake_openai import Reply
+from scientist_core.testing.fake_openai import Reply
 from scientist_llm_ollama.plugin import OllamaProvider, normalise_host
 
 pytestmark = pytest.mark.usefixtures("scientist_env")

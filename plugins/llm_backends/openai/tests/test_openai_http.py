@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from scientist_core.chat import (
     BudgetExceeded, Chat, LLMError, LLMNotReady, LLMTimeout, MissingAPIKey, RetryPolicy, TransientLLMError,
 )
-from scientist_core.fake_openai import Reply
+from scientist_core.testing.fake_openai import Reply
 from scientist_core.model_choice import open_chat
 from scientist_core.models import Message
 from scientist_core.settings import load_settings

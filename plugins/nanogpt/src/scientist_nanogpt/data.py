@@ -250,7 +250,7 @@ def install_copy(dataset: str, path: Path, data_dir: Path, source: Source | None
 
 
 def default_data_dir() -> Path:
-    from scientist_core.settings import load_settings
+    from scientist_core import load_settings
 
     return Path(load_settings().data_dir)
 

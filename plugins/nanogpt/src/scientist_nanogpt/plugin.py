@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scientist_core import Limits, Template, hookimpl
-from scientist_nanogpt import __version__, data
+from scientist_nanogpt import __version__
 
 TEMPLATE_DIR = Path(__file__).parent / "template"
 
@@ -35,6 +35,8 @@ class NanoGPTTemplate(Template):
 
     def prepare_data(self, data_dir: Path, quick: bool) -> list[Path]:
         """Download (once), check and tokenize the datasets of the mode under `data_dir`; their folders."""
+        from scientist_nanogpt import data  # numpy: imported when data are prepared, not when plugins load
+
         return [data.prepare(name, data_dir) for name in dict.fromkeys(self.knobs(quick=quick).datasets)]
 
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from scientist_core.commands.review import (EnsembleOption, FewshotOption, JsonFlag, ModelOption, OutOption,
-                                            ReflectionsOption, ReviewerOption, ThresholdOption, _slug)
+from scientist_reviewer.command import (
+    EnsembleOption, FewshotOption, JsonFlag, ModelOption, OutOption, ReflectionsOption, ReviewerOption,
+    ThresholdOption, slug,
+)
 
 if TYPE_CHECKING:
-    from scientist_core.reviewer import ReviewResult
+    from scientist_core import ReviewResult
 
 
 def review_bench(
@@ -46,9 +48,7 @@ def review_bench(
 ) -> None:
     """Review a labelled set of papers and compare with the human decisions: accuracy, balanced accuracy, F1,
     ROC AUC, FPR, FNR and score correlation, with bootstrap 95% intervals. Resumes where it stopped."""
-    from scientist_core.model_choice import resolve_model
-    from scientist_core.plugins import get_host
-    from scientist_core.settings import load_settings
+    from scientist_core import get_host, load_settings, resolve_model
     from scientist_review_bench.dataset import load_dataset
     from scientist_review_bench.metrics import summarise
     from scientist_review_bench.results import ResultsFile, config_key, run_bench
@@ -64,7 +64,7 @@ def review_bench(
     model_id = resolve_model(settings, "reviewer", model, host)
     key = config_key(chosen.name, model_id, chosen.config.model_dump(mode="json"))
     name = dataset.stem if dataset.is_file() else dataset.resolve().name
-    results = ResultsFile(results_path or Path(settings.out_dir) / "review-bench" / _slug(name) / "results.jsonl")
+    results = ResultsFile(results_path or Path(settings.out_dir) / "review-bench" / slug(name) / "results.jsonl")
     cut = getattr(chosen.config, "threshold", None)
 
     cached = sum(1 for r in results.records(key).values() if r.ok and r.id in {p.id for p in papers})
@@ -106,9 +106,7 @@ class _BenchSession:
         self._lock = threading.Lock()
 
     def _open(self) -> Any:
-        from scientist_core.model_choice import open_chat
-        from scientist_core.pipeline.context import new_run_id
-        from scientist_core.store import Store
+        from scientist_core import Store, new_run_id, open_chat
 
         with self._lock:
             if self.chat is None:
@@ -119,7 +117,7 @@ class _BenchSession:
                 except BaseException:
                     store.close()
                     raise
-                run_id = new_run_id(f"review-bench-{_slug(self.dataset.stem)}")
+                run_id = new_run_id(f"review-bench-{slug(self.dataset.stem)}")
                 store.create_run(run_id, "review-bench", "-", Path(self.settings.out_dir) / run_id, {
                     "dataset": str(self.dataset.resolve()), "model": chat.model_id, "reviewer": self.reviewer.name,
                     "config": self.reviewer.config.model_dump(mode="json")})

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from scientist_core import ScientistError
+from scientist_core import ScientistError, first_problem
 
 
 class BenchError(ScientistError):
@@ -67,7 +67,7 @@ class BenchPaper(BaseModel):
     def read_text(self) -> str:
         if self.text is not None:
             return self.text
-        from scientist_core.pdf_text import paper_text
+        from scientist_reviewer.pdf_text import paper_text
 
         assert self.pdf is not None
         return paper_text(self.pdf)
@@ -82,9 +82,9 @@ def _paper(obj: Any, base: Path, where: str, default_id: str | None = None) -> B
     try:
         paper = BenchPaper.model_validate(obj)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(record)"
-        raise BenchError(f"{where}: {field}: {first['msg']}", "see the dataset format in docs/reviewer.md") from None
+        field, what = first_problem(exc)
+        raise BenchError(f"{where}: {field or '(record)'}: {what}", "see the dataset format in docs/reviewer.md") \
+            from None
     if paper.pdf is not None and not paper.pdf.is_absolute():
         paper = paper.model_copy(update={"pdf": (base / paper.pdf)})
     return paper

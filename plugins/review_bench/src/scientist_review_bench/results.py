@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from scientist_core import ScientistError
-from scientist_core.reviewer import ReviewResult
+from scientist_core import ReviewResult, ScientistError
 
 from scientist_review_bench.dataset import BenchPaper
 
@@ -85,7 +84,7 @@ class ResultsFile:
 
 def _fatal(exc: BaseException) -> bool:
     """Errors that no other paper would escape either: stop the benchmark rather than record them."""
-    from scientist_core.chat import BudgetExceeded, LLMNotReady, NoModelConfigured
+    from scientist_core import BudgetExceeded, LLMNotReady, NoModelConfigured
 
     return isinstance(exc, (BudgetExceeded, LLMNotReady, NoModelConfigured))
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scientist_core.errors import PluginError
+from scientist_core import PluginError
 from scientist_litellm import OFFLINE_ENV
 
 AIDER_VERSION = "0.86.2"
@@ -32,7 +32,7 @@ SUPPORTED_PYTHON = ((3, 10), (3, 12))
 
 def default_venv() -> Path:
     """`<data_dir>/coders/aider-<version>`, data_dir as the user set it (SCIENTIST_DATA_DIR, scientist.toml)."""
-    from scientist_core.settings import load_settings
+    from scientist_core import load_settings
 
     return Path(load_settings().data_dir) / "coders" / f"aider-{AIDER_VERSION}"
 

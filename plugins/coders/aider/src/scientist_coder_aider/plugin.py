@@ -20,12 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from scientist_core import hookimpl
-from scientist_core.chat import redact
-from scientist_core.coder import Coder, CodeRequest
-from scientist_core.component import Config
-from scientist_core.errors import PluginError
-from scientist_core.models import CodeChange, Message, Readiness
+from scientist_core import CodeChange, CodeRequest, Coder, Config, Message, PluginError, Readiness, hookimpl, redact
 
 from scientist_coder_aider.environment import AIDER_VERSION, AiderEnvironment, default_venv
 from scientist_coder_aider.runner import ModelRoute, run_aider

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scientist_core.models import Usage
+from scientist_core import Usage
 
 from scientist_coder_aider.environment import AiderEnvironment, quiet_env
 

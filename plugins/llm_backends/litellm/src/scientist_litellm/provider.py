@@ -18,11 +18,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from scientist_core import LLM, Config
-from scientist_core.chat import (
-    LLMError, LLMTimeout, MissingAPIKey, Price, RateLimited, TransientLLMError, parse_retry_after, redact,
+from scientist_core import (
+    LLM, Completion, Config, LLMError, LLMTimeout, Message, MissingAPIKey, ModelInfo, Price, RateLimited, Readiness,
+    TransientLLMError, Usage, parse_retry_after, redact,
 )
-from scientist_core.models import Completion, Message, ModelInfo, Readiness, Usage
 
 __all__ = ["OFFLINE_ENV", "LiteLLMProvider", "get_json", "import_litellm"]
 

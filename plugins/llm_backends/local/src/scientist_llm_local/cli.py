@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from scientist_core.errors import ScientistError
+from scientist_core import ScientistError
 from scientist_llm_local import weights as W
 
 

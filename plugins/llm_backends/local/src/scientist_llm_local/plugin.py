@@ -22,10 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from scientist_core import Config, hookimpl
-from scientist_core.chat import LLMError, LLMNotReady, Price
-from scientist_core.llm import LLM
-from scientist_core.models import Completion, Message, ModelInfo, Readiness, Usage
+from scientist_core import (
+    LLM, Completion, Config, LLMError, LLMNotReady, Message, ModelInfo, Price, Readiness, Usage, hookimpl,
+)
 from scientist_llm_local import weights as W
 
 BUILD_HINT = ('CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
@@ -37,7 +36,7 @@ _models_lock = threading.Lock()
 
 def default_data_dir() -> Path:
     """settings.data_dir as the user set it (SCIENTIST_DATA_DIR, scientist.toml) or its default."""
-    from scientist_core.settings import load_settings
+    from scientist_core import load_settings
 
     return Path(load_settings().data_dir)
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from scientist_core.errors import ScientistError
+from scientist_core import ScientistError
 
 CHUNK = 8 * 1024 * 1024
 HERE = Path(__file__).parent

@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-from scientist_core import hookimpl
-from scientist_core.chat import Price
-from scientist_core.models import ModelInfo, Readiness
+from scientist_core import ModelInfo, Price, Readiness, hookimpl
 from scientist_litellm import LiteLLMProvider, get_json
 
 DEFAULT_HOST = "http://localhost:11434"

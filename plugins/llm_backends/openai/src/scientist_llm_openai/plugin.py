@@ -14,9 +14,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from scientist_core import hookimpl
-from scientist_core.chat import MissingAPIKey
-from scientist_core.models import ModelInfo, Readiness
+from scientist_core import MissingAPIKey, ModelInfo, Readiness, hookimpl
 from scientist_litellm import LiteLLMProvider, get_json
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -1,0 +1,548 @@
+"""The numbers and what code says of them: `result_values(runs)` turns the recorded results into `\\result{KEY}`
+values (`run1.circles.val_accuracy`, `run1.circles.val_accuracy.stderr`; `run0` is the baseline), formatted with the
+same decimals across the runs of one metric; `meta_tex` and `results_table_tex` put them in LaTeX;
+`compare_with_baseline`; and `Study`, which writes from the records alone the title, abstract, method, setup,
+results and conclusions of the structured style."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scientist_core import better_direction, measures_time
+from scientist_paper.latex import ABSTRACT_FILE, TABLE_LABEL, env_macros, latex_escape
+
+if TYPE_CHECKING:
+    from scientist_core import RunRecord
+
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def sanitize_key(part: str) -> str:
+    """A dataset or metric name as it may appear inside `\\result{...}`: letters, digits, `_ . -`."""
+    return _KEY_UNSAFE.sub("-", part.strip()).strip("-") or "x"
+
+
+@dataclass(frozen=True)
+class ResultValue:
+    """One recorded number: `plain` is what a model is shown, `latex` what `\\result{key}` typesets."""
+
+    key: str
+    value: float
+    plain: str
+    latex: str
+    run: int
+    dataset: str
+    metric: str
+    stderr: bool = False
+
+
+def _decimals(values: Sequence[float]) -> int | None:
+    """Decimals for one metric across runs: 3 significant digits of the largest value, at least 2 of the
+    smallest, more (up to 3 extra) where different values would print the same; None: scientific notation."""
+    magnitudes = [abs(v) for v in values if math.isfinite(v) and v != 0]
+    if not magnitudes:
+        return 0
+    top, bottom = max(magnitudes), min(magnitudes)
+    if top >= 1e6 or top < 1e-3:
+        return None
+    decimals = max(0, 2 - math.floor(math.log10(top)))
+    if bottom >= 1e-4:
+        decimals = max(decimals, min(6, 1 - math.floor(math.log10(bottom))))
+    distinct = {v for v in values if math.isfinite(v)}
+    for extra in range(4):
+        if len({round(v, decimals + extra) for v in distinct}) == len(distinct):
+            return decimals + extra
+    return decimals + 3
+
+
+def _format(value: float, decimals: int | None) -> tuple[str, str]:
+    """(plain, latex) forms of `value`."""
+    if not math.isfinite(value):
+        return ("not a number" if math.isnan(value) else "infinite"), r"\textit{n/a}"
+    if decimals is None:
+        mantissa, _, exponent = f"{value:.2e}".partition("e")
+        plain = f"{mantissa}e{int(exponent)}"
+        sign = r"\ensuremath{-}" if mantissa.startswith("-") else ""
+        return plain, f"{sign}{mantissa.lstrip('-')}\\ensuremath{{\\times 10^{{{int(exponent)}}}}}"
+    plain = f"{value:.{decimals}f}"
+    if plain.startswith("-") and float(plain) == 0:
+        plain = plain[1:]
+    latex = r"\ensuremath{-}" + plain[1:] if plain.startswith("-") else plain
+    return plain, latex
+
+
+def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
+    """Every recorded mean and standard error of `runs` by `\\result` key, the baseline (index 0) first."""
+    ordered = sorted(runs, key=lambda run: run.index)
+    groups: dict[tuple[str, str], list[float]] = {}
+    for run in ordered:
+        for dataset, result in run.results.datasets.items():
+            for metric, value in result.means.items():
+                groups.setdefault((dataset, metric), []).append(float(value))
+    decimals = {group: _decimals(values) for group, values in groups.items()}
+    values: dict[str, ResultValue] = {}
+    for run in ordered:
+        for dataset, result in run.results.datasets.items():
+            for metric, value in result.means.items():
+                key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
+                places = decimals[(dataset, metric)]
+                plain, latex = _format(float(value), places)
+                values[key] = ResultValue(key, float(value), plain, latex, run.index, dataset, metric)
+                if metric in result.stderrs:
+                    stderr = float(result.stderrs[metric])
+                    plain, latex = _format(stderr, places)
+                    if places is not None and stderr > 0 and float(plain) == 0:
+                        plain, latex = _format(stderr, None if stderr < 1e-3 else -math.floor(math.log10(stderr)))
+                    values[f"{key}.stderr"] = ResultValue(f"{key}.stderr", stderr, plain, latex, run.index,
+                                                          dataset, metric, stderr=True)
+    return values
+
+
+def run_label(run: "RunRecord") -> str:
+    """How the paper names a run (plain text): `baseline`, its knob changes, or the start of its description."""
+    if run.index == 0:
+        return "baseline"
+    if run.knob_changes and not run.code_changed:
+        parts = []
+        for name, value in run.knob_changes.items():
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            parts.append(f"{name}={shown}")
+        return ", ".join(parts)
+    text = " ".join(run.description.split())
+    first = re.split(r"(?<=[.;:])\s", text, maxsplit=1)[0].rstrip(".;:")
+    if len(first) > 60:
+        first = first[:57].rsplit(" ", 1)[0] + "..."
+    return first or f"variant {run.index}"
+
+
+def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str, str]) -> str:
+    """`generated/meta.tex`: \\PaperTitle (plain text, escaped here), \\PaperAbstract (reads generated/abstract),
+    \\result{KEY} with every recorded value, and the machine's \\Env... macros."""
+    lines = [
+        "% Written by scientist from the recorded runs; do not edit: every number here is a measurement.",
+        r"\RequirePackage{graphicx}  % the figures and the results table need these; loading twice is harmless",
+        r"\RequirePackage{booktabs}",
+        f"\\newcommand{{\\PaperTitle}}{{{latex_escape(title) or 'Untitled'}}}",
+        f"\\newcommand{{\\PaperAbstract}}{{\\input{{{ABSTRACT_FILE.removesuffix('.tex')}}}}}",
+        r"\makeatletter",
+        r"\newcommand{\result}[1]{\@ifundefined{scientist@result@#1}{\textbf{??}%",
+        r"  \PackageWarning{scientist}{no recorded result #1}}{\@nameuse{scientist@result@#1}}}",
+    ]
+    for key, value in results.items():
+        lines.append(f"\\@namedef{{scientist@result@{key}}}{{{value.latex}}}")
+    lines.append(r"\makeatother")
+    for macro, value in env_macros(facts).items():
+        lines.append(f"\\newcommand{{\\{macro}}}{{{latex_escape(value)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _words_of(name: str) -> str:
+    """A metric's or a knob's name as words: "val accuracy", "learning rate"."""
+    return latex_escape(name.replace("_", " "))
+
+
+def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultValue]) -> str:
+    """`generated/results-table.tex`: one row per dataset and run (baseline first), one column per metric,
+    mean ± standard error where recorded; every number is a `\\result` of meta.tex."""
+    ordered = sorted(runs, key=lambda run: run.index)
+    datasets = list(dict.fromkeys(d for run in ordered for d in run.results.datasets))
+    metrics = list(dict.fromkeys(m for run in ordered for r in run.results.datasets.values() for m in r.means))
+    if not datasets or not metrics:
+        return "% no results were recorded\n"
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{Results of every run: the mean over seeds $\pm$ its standard error where one was recorded. "
+        r"The baseline is the unchanged experiment; every other run is named by what it changed.}",
+        f"\\label{{{TABLE_LABEL}}}",
+        r"\small",
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        f"\\begin{{tabular}}{{ll{'r' * len(metrics)}}}",
+        r"\toprule",
+        "Dataset & Run & " + " & ".join(_words_of(m) for m in metrics) + r" \\",
+    ]
+    for dataset in datasets:
+        lines.append(r"\midrule")
+        first = True
+        for run in ordered:
+            if dataset not in run.results.datasets:
+                continue
+            cells = [latex_escape(dataset) if first else "", latex_escape(run_label(run))]
+            first = False
+            for metric in metrics:
+                key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
+                if key not in results:
+                    cells.append("--")
+                elif f"{key}.stderr" in results:
+                    cells.append(f"\\result{{{key}}} $\\pm$ \\result{{{key}.stderr}}")
+                else:
+                    cells.append(f"\\result{{{key}}}")
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A run's value against the baseline's, with the two standard errors when both runs recorded them."""
+
+    direction: str          # "higher", "lower" or "same" (equal at the precision shown)
+    clear: bool | None      # more than 2 combined standard errors apart; None without standard errors
+    better: bool | None     # in the metric's good direction; None when the metric's name does not say
+
+    @property
+    def improvement(self) -> bool:
+        return self.better is True and self.clear is not False
+
+    @property
+    def worse(self) -> bool:
+        """Worse than the baseline, and not within 2 standard errors of it (a single seed's worse is worse)."""
+        return self.better is False and self.clear is not False and self.direction != "same"
+
+    @property
+    def proven(self) -> bool:
+        """An improvement by more than 2 combined standard errors: what a single seed can never show."""
+        return self.better is True and self.clear is True
+
+    def stated(self) -> str:
+        """This comparison in the words of code's own prose: "better" only when proven, a worse result plainly."""
+        if self.direction == "same":
+            return "the same as the baseline's at the precision shown"
+        if self.clear:
+            quality = {True: " (better)", False: " (worse)", None: ""}[self.better]
+            return f"{self.direction}{quality} than the baseline's by more than two standard errors"
+        if self.clear is False:
+            return f"{self.direction} than the baseline's but within two standard errors: no clear difference"
+        if self.better is False:
+            return f"{self.direction} (worse) than the baseline's, from a single seed"
+        return f"{self.direction} than the baseline's, from a single seed: no clear difference"
+
+    def describe(self) -> str:
+        if self.direction == "same":
+            return "the same as the baseline at this precision"
+        quality = {True: "better", False: "worse", None: ""}[self.better]
+        text = f"{self.direction}{f' ({quality})' if quality else ''} than the baseline"
+        if self.clear is False:
+            return f"{text} but within 2 standard errors: not a clear difference"
+        return f"{text} by more than 2 standard errors" if self.clear else text
+
+
+def compare_with_baseline(value: ResultValue, results: Mapping[str, ResultValue]) -> Comparison | None:
+    """How `value` (a mean of a run other than the baseline) compares with the baseline's same metric."""
+    base = results.get(f"run0.{value.key.split('.', 1)[1]}")
+    if value.run == 0 or value.stderr or base is None or not (math.isfinite(value.value) and
+                                                              math.isfinite(base.value)):
+        return None
+    if value.plain == base.plain:
+        return Comparison("same", False, False)
+    direction = "higher" if value.value > base.value else "lower"
+    good = better_direction(value.metric)
+    se, se_base = results.get(f"{value.key}.stderr"), results.get(f"{base.key}.stderr")
+    clear = None
+    if se is not None and se_base is not None:
+        combined = math.sqrt(se.value ** 2 + se_base.value ** 2)
+        clear = not (combined > 0 and abs(value.value - base.value) < 2 * combined)
+    return Comparison(direction, clear, None if good is None else direction == good)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _setting_tex(value: Any) -> str:
+    """A knob's value as LaTeX: numbers as short as Python prints them, lists as their items."""
+    if isinstance(value, float):
+        return latex_escape(f"{value:g}")
+    if isinstance(value, list | tuple):
+        return latex_escape(", ".join(map(str, value)))
+    return latex_escape(str(value))
+
+
+def _and(items: Sequence[str]) -> str:
+    return f"{', '.join(items[:-1])} and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+@dataclass(frozen=True)
+class KnobChange:
+    """One setting a run changed: from the baseline's value (None when the template does not say) to its own."""
+
+    name: str
+    before: Any
+    after: Any
+
+    @property
+    def direction(self) -> str:
+        """"raised" or "lowered" (numbers), "changed" (anything else), "set" (the baseline's value is unknown)."""
+        if self.before is None:
+            return "set"
+        if _is_number(self.before) and _is_number(self.after) and self.before != self.after:
+            return "raised" if self.after > self.before else "lowered"
+        return "changed"
+
+    def tex(self) -> str:
+        """"the learning rate (\\texttt{learning\\_rate}) raised from 0.0003 to 0.005"."""
+        what = f"the {_words_of(self.name)} (\\texttt{{{latex_escape(self.name)}}})"
+        if self.direction == "set":
+            return f"{what} set to {_setting_tex(self.after)}"
+        return f"{what} {self.direction} from {_setting_tex(self.before)} to {_setting_tex(self.after)}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """What code knows of one idea's experiments (the recorded runs, the template's settings, the machine), and
+    the parts of a paper it writes from that alone: every statement in them is a record or computed from one."""
+
+    runs: Sequence["RunRecord"]
+    recorded: Mapping[str, ResultValue]   # result_values(runs)
+    baseline: Mapping[str, Any]           # the template's knob values for the baseline
+    description: str                      # the template's description, plain text
+    fixed: Sequence[str] = ()             # knobs that define the measurement
+    quick: Sequence[str] = ()             # knobs the template's quick mode set for these runs
+    facts: Mapping[str, str] = field(default_factory=dict)
+    knob_notes: Mapping[str, str] = field(default_factory=dict)  # each knob's description in the template's code
+
+    @property
+    def variants(self) -> list["RunRecord"]:
+        return sorted((run for run in self.runs if run.index != 0), key=lambda run: run.index)
+
+    @property
+    def subject(self) -> str:
+        """The experiment, from the template's description: "DDPM with an MLP denoiser on 2-D data (...)"."""
+        return self.description.split(";")[0].strip().rstrip(".") or "the template's experiment"
+
+    def changes(self, run: "RunRecord") -> list[KnobChange]:
+        return [KnobChange(name, self.baseline.get(name), value) for name, value in run.knob_changes.items()]
+
+    def knob_moves(self) -> dict[str, frozenset[tuple[str, str]]]:
+        """Each changed knob and the (from, to) values the runs moved it between, as text
+        (SectionRules.knob_moves); knobs whose baseline value is unknown are left out."""
+        moves: dict[str, set[tuple[str, str]]] = {}
+        for run in self.variants:
+            for change in self.changes(run):
+                if change.before is not None:
+                    moves.setdefault(change.name, set()).add((value_text(change.before), value_text(change.after)))
+        return {name: frozenset(pairs) for name, pairs in moves.items()}
+
+    def knob_directions(self) -> dict[str, frozenset[str]]:
+        """Each changed knob and the ways the runs moved it (SectionRules.knob_directions)."""
+        directions: dict[str, set[str]] = {}
+        for run in self.variants:
+            for change in self.changes(run):
+                directions.setdefault(change.name, set()).add(change.direction)
+        return {name: frozenset(ways) for name, ways in directions.items()}
+
+    def _values(self) -> list[ResultValue]:
+        return [value for value in self.recorded.values() if not value.stderr and not measures_time(value.metric)]
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(value.dataset for value in self._values()))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(value.metric for value in self._values()))
+
+    @property
+    def has_stderrs(self) -> bool:
+        return any(value.stderr for value in self.recorded.values())
+
+    def comparisons(self, run: "RunRecord") -> list[tuple[ResultValue, Comparison]]:
+        """Each recorded mean of `run` with its comparison to the baseline's (where the baseline has one)."""
+        found = []
+        for value in self._values():
+            comparison = compare_with_baseline(value, self.recorded) if value.run == run.index else None
+            if comparison is not None:
+                found.append((value, comparison))
+        return found
+
+    # -- the parts of the paper ------------------------------------------------------------------------------
+
+    def title(self, idea_title: str = "") -> str:
+        """Plain text naming what was run; `idea_title` leads it (check it with title_is_supported first)."""
+        knobs = list(dict.fromkeys(name for run in self.variants for name in run.knob_changes))
+        changed = (_and([f"the {name.replace('_', ' ')}" for name in knobs]) if 0 < len(knobs) <= 3
+                   else f"{len(knobs)} settings" if knobs else "the code")
+        subject = re.sub(r"\s*\([^()]*\)", "", self.subject)
+        what = f"changing {changed} of {subject}"
+        return f"{idea_title}: {what}" if idea_title else what[0].upper() + what[1:]
+
+    def _changes_tex(self, run: "RunRecord") -> str:
+        parts = [change.tex() for change in self.changes(run)]
+        if run.code_changed:
+            parts.append(f"its code changed, described as ``{latex_escape(run.description)}''")
+        return _and(parts) if parts else "nothing recorded"
+
+    def abstract(self) -> str:
+        changes = "; ".join(f"{self._changes_tex(run)}" for run in self.variants) or "nothing"
+        verdicts = [comparison for run in self.variants for _, comparison in self.comparisons(run)]
+        better = sum(c.proven for c in verdicts)
+        worse = sum(c.worse for c in verdicts)
+        seeds = "" if self.has_stderrs else "; every run used a single seed, without standard errors"
+        return (f"We take {latex_escape(self.subject)} and report {len(self.variants)} variant(s) of it, with "
+                f"{changes}. Each variant is compared with the unchanged baseline on {len(self.datasets)} "
+                f"dataset(s) by {_and([_words_of(m) for m in self.metrics] or ['nothing'])}. Of the {len(verdicts)} "
+                f"comparisons, {better} are better than the baseline by more than two standard errors, {worse} are "
+                f"worse, and {len(verdicts) - better - worse} show no clear difference{seeds}.\n")
+
+    def introduction(self) -> str:
+        return (f"The starting point of this study is {latex_escape(self.subject)}; its baseline is that experiment "
+                f"with the template's default settings. This paper reports {len(self.variants)} variant(s) of it, each "
+                "compared with the baseline: Section~\\ref{sec:method} lists what each variant changed, "
+                "Section~\\ref{sec:experimental} describes the data, the metrics and the machine, and "
+                "Section~\\ref{sec:results} gives the comparisons.\n")
+
+    def method(self) -> str:
+        items = [f"\\item \\emph{{{latex_escape(run_label(run))}}}: {self._changes_tex(run)}." for run in self.variants]
+        return ("Every variant starts from the baseline and changes only what is listed here; the data, the "
+                "evaluation and every other setting stay as in the baseline.\n"
+                "\\begin{itemize}\n" + "\n".join(items or ["\\item no variant was run."]) + "\n\\end{itemize}\n")
+
+    def background(self) -> str:
+        """The settings the variants change, as the template's code describes them, with the baseline's values;
+        "" when the code describes none of them."""
+        names = list(dict.fromkeys(name for run in self.variants for name in run.knob_changes))
+        items = [f"\\item the {_words_of(name)} (\\texttt{{{latex_escape(name)}}}): "
+                 f"{latex_escape(self.knob_notes[name].strip().rstrip('.'))}; the baseline's value is "
+                 f"{_setting_tex(self.baseline[name])}." for name in names
+                 if self.knob_notes.get(name, "").strip() and name in self.baseline]
+        if not items:
+            return ""
+        return ("The variants change these settings of the experiment, as its code describes them:\n"
+                "\\begin{itemize}\n" + "\n".join(items) + "\n\\end{itemize}\n")
+
+    def _seeds(self) -> str:
+        count = next((self.baseline[name] for name in ("num_seeds", "n_seeds", "seeds")
+                      if _is_number(self.baseline.get(name))), None)
+        errors = "the results are means with their standard errors" if self.has_stderrs else \
+            "no standard error was recorded"
+        if count is not None:
+            return f"Each run trains {count} seed(s) per dataset; {errors}."
+        seed = f" (seed {self.baseline['seed']})" if _is_number(self.baseline.get("seed")) else ""
+        return f"Each run trains {'several seeds' if self.has_stderrs else 'one model'} per dataset{seed}; {errors}."
+
+    def _settings_tex(self, names: Sequence[str]) -> str:
+        return _and([f"\\texttt{{{latex_escape(n)}}}={_setting_tex(self.baseline[n])}" for n in names
+                     if n in self.baseline])
+
+    def setup(self) -> str:
+        directions = [f"{_words_of(m)} ({better_direction(m)} is better)" if better_direction(m) else _words_of(m)
+                      for m in self.metrics]
+        lines = [f"The template's experiment is {latex_escape(self.description.rstrip('.'))}.",
+                 f"Every run is evaluated on the {_and([latex_escape(d) for d in self.datasets] or ['no'])} "
+                 f"dataset(s), by {_and(directions or ['nothing'])}.", self._seeds()]
+        fixed = self._settings_tex([name for name in self.fixed if name not in self.quick])
+        if fixed:
+            lines.append(f"The settings that define the measurement are the same in every run: {fixed}.")
+        quick = self._settings_tex(self.quick)
+        if quick:
+            lines.append(f"Every run uses the template's quick mode, which shortens it: {quick}.")
+        lines.append(self._machine())
+        return " ".join(lines) + "\n"
+
+    def _machine(self) -> str:
+        macros = env_macros(self.facts)
+        hardware = [text for macro, text in (("EnvCPU", "CPU: \\EnvCPU{}"), ("EnvCores", "\\EnvCores{} cores"),
+                                             ("EnvRAM", "\\EnvRAM{} of memory"), ("EnvGPU", "GPU: \\EnvGPU{}"))
+                    if macro in macros]
+        software = [f"{name} \\{macro}{{}}" for macro, name in (("EnvPython", "Python"), ("EnvNumpy", "NumPy"),
+                                                               ("EnvTorch", "PyTorch")) if macro in macros]
+        return (f"All runs used one machine ({', '.join(hardware) or 'not recorded'})"
+                f"{'; software: ' + ', '.join(software) if software else ''}.")
+
+    def results(self, figure_labels: Sequence[str] = ()) -> str:
+        shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""
+        figures = f"; {shown} {'shows' if len(figure_labels) == 1 else 'show'} the runs as plotted" if shown else ""
+        clear = ("a difference counts as clear only when it exceeds two combined standard errors" if self.has_stderrs
+                 else "no run recorded a standard error, so none of the differences below is a clear one")
+        opening = (f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result{figures}. Here each variant is "
+                   f"compared with the baseline, metric by metric; {clear}.")
+        return "\n\n".join([opening, *(self._run_results(run) for run in self.variants)]) + "\n"
+
+    def _run_results(self, run: "RunRecord") -> str:
+        sentences = [f"\\paragraph{{The \\emph{{{latex_escape(run_label(run))}}} variant.}}"]
+        by_metric: dict[str, dict[str, list[str]]] = {}
+        for value, comparison in self.comparisons(run):
+            base = f"run0.{value.key.split('.', 1)[1]}"
+            by_metric.setdefault(value.metric, {}).setdefault(comparison.stated(), []).append(
+                f"{latex_escape(value.dataset)} (\\result{{{value.key}}} against \\result{{{base}}})")
+        for metric, groups in by_metric.items():
+            clauses = [f"on {_and(where)} it was {stated}" for stated, where in groups.items()]
+            sentences.append(f"For its {_words_of(metric)}: {'; '.join(clauses)}.")
+        if len(sentences) == 1:
+            sentences.append("No result of it can be compared with the baseline's.")
+        return " ".join(sentences)
+
+    def limitations(self) -> str:
+        seeds = "" if self.has_stderrs else ", each trained with a single seed"
+        quick = " in the template's shortened quick mode" if self.quick else ""
+        return (f"The evidence is limited: {len(self.variants)} variant(s) of one experiment on "
+                f"{len(self.datasets)} dataset(s){seeds}{quick}; it says nothing about other models or data.\n")
+
+    def conclusion(self) -> str:
+        sentences = []
+        for run in self.variants:
+            found = self.comparisons(run)
+            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.proven]
+            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.worse]
+            parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
+                ([f"was worse in {_and(worse)}"] if worse else [])
+            verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline"
+            sentences.append(f"The \\emph{{{latex_escape(run_label(run))}}} variant {verdict}.")
+        return " ".join(sentences or ["No variant was run."]) + "\n"
+
+
+def related_work_sentence(key: str, title: str) -> str:
+    """Code's sentence on a reference, from its metadata alone."""
+    return f"\\citet{{{key}}} studied \\emph{{{latex_escape(title)}}}."
+
+
+_TITLE_FILLER = frozenset({"with", "from", "into", "over", "under", "using", "towards", "toward", "when", "does",
+                           "study", "studies", "effect", "effects", "impact", "role", "analysis", "their", "through"})
+
+
+def title_is_supported(title: str, records: str, unchanged: Iterable[str] = ()) -> bool:
+    """Whether every content word of `title` (a model's) begins like a word of `records` (the template's texts,
+    the knobs, the datasets and metrics) and it claims no improvement: "Improving DDPM on 3D Point Clouds" is not.
+    Nor is a title naming a setting no run changed (`unchanged` knobs, two words or more): "... with weight decay"
+    when only the learning rate and the width changed."""
+    words = WORD.findall(title.lower())
+    if any(len(name) > 1 and has_phrase(words, name) for name in (WORD.findall(knob.lower()) for knob in unchanged)):
+        return False
+    known = {word.replace("-", "") for word in re.findall(r"[a-z0-9][a-z0-9-]*", records.lower())}
+    for word in re.findall(r"[a-z0-9][a-z0-9-]*", title.lower()):
+        word = word.replace("-", "")
+        if CLAIM.fullmatch(word):
+            return False
+        if any(char.isdigit() for char in word):
+            if word not in known:
+                return False
+        elif len(word) >= 4 and word not in _TITLE_FILLER and not any(_same_stem(word, other) for other in known):
+            return False
+    return True
+
+
+def _same_stem(word: str, other: str) -> bool:
+    """"rates" and "rate", "step" and "steps", "clouds" and "cloud": the same first 4 or 5 letters."""
+    n = min(5, len(word), len(other))
+    return n >= 4 and word[:n] == other[:n]
+
+
+CLAIM = re.compile(r"\b(?:improv\w*|better|outperform\w*|superior|gains?|boost\w*|beats?|surpass\w*|enhanc\w*|"
+                    r"benefits?|advantage\w*|stronger)\b", re.IGNORECASE)
+
+
+def has_phrase(words: Sequence[str], phrase: Sequence[str]) -> bool:
+    return any(list(words[i:i + len(phrase)]) == list(phrase) for i in range(len(words) - len(phrase) + 1))
+
+
+WORD = re.compile(r"[a-z0-9]+")
+
+
+def value_text(value: Any) -> str:
+    """A knob's value as prose writes it: 0.0003 and 3e-4 alike, strings lowercased."""
+    return f"{value:g}" if isinstance(value, float) else str(value).lower()

@@ -1,0 +1,42 @@
+"""Writers: from an idea's recorded runs and figures to a compiled paper (scientist-paper's `latex` writer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from scientist_core.component import Component
+
+if TYPE_CHECKING:
+    from scientist_core.compiler import Compiler
+    from scientist_core.models import Idea
+
+
+class WriteupResult(BaseModel):
+    """What the write-up made: the PDF (None when LaTeX could not produce one), and what went wrong."""
+
+    pdf_path: Path | None = None
+    latex_dir: Path
+    citations: int = Field(0, description="references in the paper's bibliography")
+    fix_rounds_used: int = Field(0, description="compile-and-fix rounds that went back to the model")
+    problems: list[str] = Field(default_factory=list, description="what the reader of the paper should know")
+
+
+class Writer(Component):
+    """Base class of writers. `write` gets the run's context (scientist_core.pipeline.context.RunContext: its
+    chat, store, template, options and searchers) and must trace every number of the paper to `runs`."""
+
+    kind: ClassVar[str] = "writer"
+
+    def preflight(self, skeleton: Path, compiler: "Compiler", work_dir: Path) -> list[str]:
+        """Problems of a template's paper `skeleton` with this `compiler`, found before any money is spent
+        (empty: it builds). `work_dir` does not exist yet and is the writer's to use."""
+        return []
+
+    def write(self, ctx: Any, idea: "Idea", workspace: Path, runs: list, figures: list,
+              feedback: str | None = None) -> WriteupResult:
+        """Write, check and compile the paper of `idea` from its recorded `runs` and `figures`; with `feedback`
+        (a review, as text) revise the paper written before instead."""
+        raise NotImplementedError
