@@ -37,5 +37,6 @@ def test_absent_without_the_plugin_and_the_cli_still_runs(scientist_env):
     assert "review-bench" not in listed.stdout
     missing = scientist("review-bench", "toy.jsonl", load_plugins="")
     assert missing.returncode != 0 and "No such command" in missing.stderr
-    review = scientist("review", "--help", load_plugins="")  # the core command whose options it borrows
-    assert review.returncode == 0 and "--ensemble" in review.stdout
+    review = scientist("review", "--help", load_plugins="scientist-reviewer")  # whose options it borrows
+    assert review.returncode == 0 and "--ensemble" in review.stdout and "review-bench" not in \
+        scientist("--help", load_plugins="scientist-reviewer").stdout

@@ -147,3 +147,15 @@ def test_limits_model_forbids_unknown_fields_and_documents_every_field():
     for model in (sandbox.Limits, sandbox.ExecutionResult):
         for name, info in model.model_fields.items():
             assert info.description, f"{model.__name__}.{name} has no description"
+
+
+def test_peak_memory_is_the_runs_not_the_callers(tmp_path):
+    """Linux keeps a process's peak RSS across exec, so a helper forked from a caller holding a model reported the
+    caller's memory (2.6 GB for a 200 MB run). The peak is measured from the command, which starts small."""
+    held = bytearray(800 * 2**20)
+    for offset in range(0, len(held), 4096):
+        held[offset] = 1  # resident, not only reserved
+    result = sandbox.run(["python3", "-c", "block = bytearray(60 * 2**20)"], tmp_path, sandbox.Limits(timeout_s=30))
+    del held
+    assert result.ok
+    assert 60 < result.peak_memory_mb < 300

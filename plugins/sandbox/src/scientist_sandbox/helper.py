@@ -387,16 +387,18 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
         os._exit(127)
 
     def supervise(command_pid: int) -> int | None:
-        status = None
+        """Reap until the command exits; report its status and its peak resident memory (its own and its
+        waited-for children's: the command was forked from this small helper, so it starts from little)."""
+        status, maxrss_kb = None, 0
         while True:
             try:
-                pid, wait_status = os.waitpid(-1, 0)
+                pid, wait_status, usage = os.wait4(-1, 0)
             except ChildProcessError:
                 break
             if pid == command_pid:
-                status = wait_status
+                status, maxrss_kb = wait_status, usage.ru_maxrss
                 break
-        report("exit", status=status)
+        report("exit", status=status, maxrss_kb=maxrss_kb)
         return status
 
     def refuse_if_required(drop: bool) -> None:
