@@ -41,6 +41,7 @@ _ON_FIRST_USE = {
     "get_host": "scientist_core.plugins",
     "load_settings": "scientist_core.settings",
     "Store": "scientist_core.store",
+    **dict.fromkeys(("console", "shown"), "scientist_core.terminal"),
 }
 
 __all__ = [

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from scientist_core.errors import ScientistError
+from scientist_core.terminal import console, shown, visible
 
 app = typer.Typer(
     help="Automated ML research: ideas, experiments in a sandbox, a LaTeX paper, and its review.",
@@ -30,16 +31,14 @@ def _print_json(data: Any) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=shown(title), title_justify="left")
     for column in columns:
         table.add_column(column)
-    for row in rows:  # cells hold model and plugin text: shown as written, never read as markup
-        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
-    Console().print(table)
+    for row in rows:  # cells hold model and plugin text: shown as written (terminal.py)
+        table.add_row(*("" if cell is None else shown(cell) for cell in row))
+    console().print(table)
 
 
 def _host():
@@ -189,9 +188,7 @@ class _ConsoleProgress:
     def __init__(self) -> None:
         import time
 
-        from rich.console import Console
-
-        self.console, self.start, self.clock = Console(stderr=True, highlight=False), time.monotonic(), time.monotonic
+        self.console, self.start, self.clock = console(stderr=True), time.monotonic(), time.monotonic
         self._live = None
 
     def _stamp(self) -> str:
@@ -199,21 +196,17 @@ class _ConsoleProgress:
         return f"[dim]{elapsed // 60:>3}:{elapsed % 60:02d}[/dim]"
 
     def report(self, message: str) -> None:
-        from rich.markup import escape
-
-        self.console.print(f"{self._stamp()} {escape(message)}", soft_wrap=True)  # one line each, for logs too
+        self.console.print(f"{self._stamp()} {shown(message)}", soft_wrap=True)  # one line each, for logs too
 
     def status(self, message: str) -> None:
         """Show `message` as the live line; an empty message removes it."""
-        from rich.markup import escape
-
         if not message:
             self.close()
         elif self._live is None:
-            self._live = self.console.status(f"{self._stamp()} {escape(message)}")
+            self._live = self.console.status(f"{self._stamp()} {shown(message)}")
             self._live.start()
         else:
-            self._live.update(f"{self._stamp()} {escape(message)}")
+            self._live.update(f"{self._stamp()} {shown(message)}")
 
     def close(self) -> None:
         if self._live is not None:
@@ -337,7 +330,7 @@ def main() -> None:
     except ScientistError as exc:
         if debug:
             raise
-        typer.echo(f"Error: {exc.one_line()}", err=True)
+        typer.echo(f"Error: {visible(exc.one_line())}", err=True)
         sys.exit(1)
 
 

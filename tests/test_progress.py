@@ -46,3 +46,23 @@ def test_without_a_listener_nothing_is_followed(tmp_path):
     with follower:
         pass
     assert not follower.thread.is_alive() and follower.thread.ident is None
+
+
+def test_model_and_run_text_reach_the_console_as_written(capsys):
+    """An idea named `x` printed "novelty❌ started": rich read `:x:` as an emoji code. Markup, emoji codes and
+    control sequences in model or run text are shown as written, so they can neither hide nor forge a line."""
+    from scientist_core.cli import _ConsoleProgress
+
+    hostile = "novelty:x: [bold red]ACCEPTED[/] \x1b[2K\x1b[1Aerased \x07"
+    progress = _ConsoleProgress()
+    progress.report(hostile)
+    progress.close()
+    printed = capsys.readouterr().err
+    assert "novelty:x: [bold red]ACCEPTED[/] \\x1b[2K\\x1b[1Aerased \\x07" in printed
+    assert "\x1b" not in printed and "❌" not in printed
+
+
+def test_a_line_a_progress_bar_rewrote_shows_what_a_terminal_would(tmp_path):
+    log = tmp_path / "stdout.log"
+    log.write_text("epoch 1\nstep 10%\rstep 50%\rstep 90%\r\n")
+    assert last_line(log) == "step 90%"

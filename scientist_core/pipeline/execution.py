@@ -96,7 +96,9 @@ def last_line(path: Path, window: int = 4096) -> str:
             tail = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [line.strip() for line in tail.split("\n")[:-1] if line.strip()]  # the part after the last \n may be half
+    # the part after the last \n may be half; of a line a progress bar rewrote with \r, what a terminal shows
+    lines = [line.rstrip("\r").rsplit("\r", 1)[-1].strip() for line in tail.split("\n")[:-1]]
+    lines = [line for line in lines if line]
     return lines[-1][:200] if lines else ""
 
 

@@ -143,7 +143,7 @@ class _BenchSession:
     def progress(self) -> Any:
         from contextlib import contextmanager
 
-        from rich.console import Console
+        from scientist_core import console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
@@ -154,7 +154,7 @@ class _BenchSession:
                 return
             columns = (TextColumn("reviewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
-            with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+            with Progress(*columns, console=console(stderr=True), transient=False) as progress:
                 task = progress.add_task("review", total=self.pending, note="")
                 spent = [0.0]
 
@@ -173,14 +173,13 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    from scientist_core import console as terminal, shown
     from rich.table import Table
 
     from scientist_review_bench.metrics import METRIC_LABELS
 
-    console = Console()
-    title = (f"{escape(summary['reviewer'])} reviewer, {escape(summary['model'])}: {summary['reviewed']} of "
+    console = terminal()
+    title = (f"{shown(summary['reviewer'])} reviewer, {shown(summary['model'])}: {summary['reviewed']} of "
              f"{summary['papers']} papers reviewed")
     table = Table(title=title, title_justify="left")
     for column, justify in (("metric", "left"), ("value", "right"), ("95% CI", "right"), ("n", "right")):
@@ -197,5 +196,5 @@ def _print_summary(summary: dict[str, Any]) -> None:
                   f"{_fmt(summary['calls_per_review'], 1)} calls, {_fmt(summary['seconds_per_review'], 1)} s; "
                   f"this run's ledger: ${summary['cost_usd_this_run']:.4f}")
     for paper_id, error in summary["errors"].items():
-        console.print(f"[yellow]{escape(paper_id)}: {escape(str(error))}[/]")
-    console.print(f"[dim]results: {escape(summary['results'])}[/]")
+        console.print(f"[yellow]{shown(paper_id)}: {shown(str(error))}[/]")
+    console.print(f"[dim]results: {shown(summary['results'])}[/]")

@@ -115,16 +115,15 @@ OVERALL_MEANING = {10: "award quality", 9: "very strong accept", 8: "strong acce
 
 
 def _print_review(result: "ReviewResult", paper: Path, threshold: int | None) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    from scientist_core import console as terminal, shown
     from rich.table import Table
 
-    console = Console()
+    console = terminal()
     final = result.review
     colour = "green" if final.decision == "Accept" else "red"
     rule = f" (Overall {final.overall} {'≥' if final.decision == 'Accept' else '<'} {threshold})" if threshold else ""
-    console.rule(f"Review of {escape(paper.name)}")
-    console.print(f"[bold {colour}]{final.decision}[/]{rule}   reviewed by {escape(result.model)}")
+    console.rule(f"Review of {shown(paper.name)}")
+    console.print(f"[bold {colour}]{final.decision}[/]{rule}   reviewed by {shown(result.model)}")
     scores = Table.grid(padding=(0, 3))
     for _ in range(3):
         scores.add_column()
@@ -139,7 +138,7 @@ def _print_review(result: "ReviewResult", paper: Path, threshold: int | None) ->
                       "rounded means, the text is the area chair's.[/]")
     console.print()
     console.print("[bold]Summary[/]")
-    console.print(escape(final.summary))
+    console.print(shown(final.summary))
     for title, items in (("Strengths", final.strengths), ("Weaknesses", final.weaknesses),
                          ("Questions", final.questions), ("Limitations", final.limitations)):
         console.print()
@@ -148,9 +147,9 @@ def _print_review(result: "ReviewResult", paper: Path, threshold: int | None) ->
         bullets.add_column(width=2, justify="right")
         bullets.add_column()
         for item in items or ["(none)"]:
-            bullets.add_row("•", escape(item))
+            bullets.add_row("•", shown(item))
         console.print(bullets)
     console.print()
     console.print(f"[bold]Ethical concerns:[/] {'yes' if final.ethical_concerns else 'none raised'}")
     for failure in result.failures:
-        console.print(f"[yellow]note: {escape(failure)}[/]")
+        console.print(f"[yellow]note: {shown(failure)}[/]")
