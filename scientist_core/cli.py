@@ -231,6 +231,8 @@ def _print_summary(summary) -> None:
         for row in rows:
             typer.echo("  ".join(f"{column}: {cell}" for column, cell in zip(columns, row) if cell not in ("", None)))
     typer.echo(str(summary.run_dir.resolve()))
+    if summary.isolation:
+        typer.echo(summary.isolation)
     if not summary.reviewed_papers:
         typer.echo(f"No idea ended with a reviewed paper (exit code {NO_PAPER_EXIT}): the problem column says why; "
                    f"`scientist resume {summary.run_id}` continues where it stopped.", err=True)

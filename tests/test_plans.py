@@ -219,6 +219,9 @@ def test_an_idea_whose_runs_all_fail_makes_way_for_a_fresh_one(configured, plugi
                                       "--max-tries", "2", "--novelty-rounds", "3", "--citation-rounds", "1"])
     output = result.output
     assert result.exit_code == 0, output
+    # what the sandbox contains is said before any model call, and for every run in the summary
+    assert output.index("sandbox: each run isolated (own processes, no network") < output.index("ideas")
+    assert "sandbox: every run was isolated" in output.split("Run ")[-1]
     assert "MemoryError" in output  # the failure's stderr tail reaches the console
     assert "fresh idea(s) in place of too_wide" in output
     assert "problem: no experiment run succeeded (2 failed attempt(s)" in output  # not a terminal: plain lines

@@ -102,6 +102,27 @@ def last_line(path: Path, window: int = 4096) -> str:
     return lines[-1][:200] if lines else ""
 
 
+# what each isolation of ExecutionResult.isolation keeps from the run, in the words the console uses
+ISOLATIONS = {"processes": "other processes", "filesystem": "files outside the run folder", "network": "the network",
+              "unprivileged": "root"}
+CONTAINED = "own processes, no network, writes only to its folder, no root"
+
+
+def uncontained(isolations: list[dict[str, bool]], network_allowed: bool = False) -> list[str]:
+    """What at least one of the runs (ExecutionResult.isolation of each) could reach: [] when every isolation held."""
+    return [words for key, words in ISOLATIONS.items() if not (key == "network" and network_allowed)
+            and any(not found.get(key, False) for found in isolations)]
+
+
+def probe_isolation(executor: Executor, limits: Limits) -> dict[str, bool]:
+    """What the executor isolates on this machine, from a command that does nothing (well under a second)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="scientist-probe-") as folder:
+        probe = limits.model_copy(update={"timeout_s": min(limits.timeout_s, 60)})
+        return executor.execute(["python", "-c", "pass"], Path(folder), probe).isolation
+
+
 def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseModel, executor: Executor,
                 limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0,
                 on_output: Callable[[str], None] | None = None) -> RunOutcome:

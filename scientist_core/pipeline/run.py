@@ -21,6 +21,7 @@ from scientist_core.errors import ScientistError
 from scientist_core.executor import LOG_DIR_NAME
 from scientist_core.models import Idea
 from scientist_core.pipeline.context import RunContext, RunOptions, configured_plugin, new_run_id
+from scientist_core.pipeline.execution import CONTAINED, probe_isolation, run_limits, uncontained
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
@@ -52,6 +53,7 @@ class RunSummary(BaseModel):
     ideas: list[IdeaSummary]
     cost_usd: float
     seconds: float
+    isolation: str = ""  # what the sandbox contained over every run (execution.isolation_line)
 
     @property
     def reviewed_papers(self) -> int:
@@ -99,7 +101,11 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
             raise ScientistError(f"the coder {settings.coder!r} is not ready: {readiness.detail}",
                                  "or choose another coder with --coder (the built-in: search_replace), or "
                                  "set run.code_changes = false")
-    configured_plugin(host, settings, "executor")
+    executor = configured_plugin(host, settings, "executor")
+    limits = run_limits(template, options.quick, settings)
+    reachable = uncontained([probe_isolation(executor, limits)], limits.network)
+    report(f"sandbox: generated code will reach {', '.join(reachable)} (no namespaces: docs/sandbox.md, mode none)"
+           if reachable else f"sandbox: each run isolated ({CONTAINED})")
     installed = set(host.names("searcher"))
     chain = [name for name in settings.searchers_order if name in installed]
     if not chain:
@@ -158,7 +164,18 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
         raise
     store.set_run_status(run_id, "done")
     return RunSummary(run_id=run_id, run_dir=run_dir, ideas=summaries, cost_usd=store.total_cost(run_id),
-                      seconds=time.monotonic() - started)
+                      seconds=time.monotonic() - started, isolation=_isolation(ctx))
+
+
+def _isolation(ctx: RunContext) -> str:
+    """What the sandbox contained over every recorded experiment of the run, as one line for its summary."""
+    isolations = [row["execution"]["isolation"] for row in ctx.store.experiments(ctx.run_id)
+                  if isinstance(row.get("execution"), dict) and isinstance(row["execution"].get("isolation"), dict)]
+    if not isolations:
+        return ""
+    reachable = uncontained(isolations, run_limits(ctx.template, ctx.options.quick, ctx.settings).network)
+    return (f"sandbox: NOT every run was contained: generated code could reach {', '.join(reachable)}" if reachable
+            else f"sandbox: every run was isolated ({CONTAINED})")
 
 
 def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],

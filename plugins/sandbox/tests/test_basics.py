@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -159,3 +160,15 @@ def test_peak_memory_is_the_runs_not_the_callers(tmp_path):
     del held
     assert result.ok
     assert 60 < result.peak_memory_mb < 300
+
+
+def test_the_caller_is_not_dumpable_once_it_runs_anything(tmp_path):
+    """A run sharing the caller's uid (user namespaces, or mode none) must not read /proc/<caller>/environ, where
+    the provider keys are: the caller makes itself non-dumpable (PR_GET_DUMPABLE is 0), in a fresh process here."""
+    code = ("import ctypes, pathlib, sys; from scientist_core import Limits; from scientist_sandbox import run; "
+            "run(['python', '-c', 'pass'], pathlib.Path(sys.argv[1]), Limits(timeout_s=20)); "
+            "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")
+    before = subprocess.run([sys.executable, "-c", "import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"],
+                            capture_output=True, text=True, check=True)
+    after = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert (before.stdout.strip(), after.stdout.strip()) == ("1", "0")

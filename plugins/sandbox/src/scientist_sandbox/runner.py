@@ -43,7 +43,7 @@ from pathlib import Path
 from scientist_core import LOG_DIR_NAME, ExecutionResult, Limits, SandboxError
 from scientist_sandbox.cgroups import MB, Cgroups
 from scientist_sandbox.files import disk_usage, give_back_ownership, remove_tree, take_ownership
-from scientist_sandbox.helper import descendants, kill, proc_table
+from scientist_sandbox.helper import PR_SET_DUMPABLE, descendants, kill, prctl, proc_table
 
 HELPER = Path(__file__).with_name("helper.py")
 
@@ -722,4 +722,14 @@ def run(
     workdir = workdir.resolve()
     if workdir == Path("/") or workdir == Path(os.path.realpath(os.path.expanduser("~"))):
         raise SandboxError(f"refusing to use {workdir} as a work folder", hint="give each run a folder of its own")
+    _undumpable_caller()
     return _Run(command, workdir, limits, Path(log_dir) if log_dir is not None else None, tail_chars).execute()
+
+
+def _undumpable_caller() -> None:
+    """Make this process non-dumpable: a run that shares its uid (user namespaces, or mode none) can then neither
+    read /proc/<caller>/environ, which holds the provider keys, nor trace it. Children are dumpable again after exec."""
+    try:
+        prctl(PR_SET_DUMPABLE, 0)
+    except OSError:
+        pass
