@@ -229,7 +229,8 @@ def _print_summary(summary) -> None:
     else:
         typer.echo(title)
         for row in rows:
-            typer.echo("  ".join(f"{column}: {cell}" for column, cell in zip(columns, row) if cell not in ("", None)))
+            typer.echo("  ".join(f"{column}: {visible(cell)}" for column, cell in zip(columns, row)
+                                 if cell not in ("", None)))
     typer.echo(str(summary.run_dir.resolve()))
     if summary.isolation:
         typer.echo(summary.isolation)

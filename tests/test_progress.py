@@ -66,3 +66,14 @@ def test_a_line_a_progress_bar_rewrote_shows_what_a_terminal_would(tmp_path):
     log = tmp_path / "stdout.log"
     log.write_text("epoch 1\nstep 10%\rstep 50%\rstep 90%\r\n")
     assert last_line(log) == "step 90%"
+
+
+def test_the_isolation_line_says_what_a_run_could_reach():
+    from scientist_core.pipeline.execution import contained, uncontained
+
+    held = {"processes": True, "filesystem": True, "network": True, "unprivileged": True}
+    assert uncontained([held]) == []
+    assert uncontained([held, {**held, "network": False, "filesystem": False}]) == \
+        ["files outside the run folder", "the network"]
+    assert uncontained([{**held, "network": False}], network_allowed=True) == []  # a template that asked for it
+    assert "no network" in contained() and "no network" not in contained(network_allowed=True)

@@ -105,7 +105,12 @@ def last_line(path: Path, window: int = 4096) -> str:
 # what each isolation of ExecutionResult.isolation keeps from the run, in the words the console uses
 ISOLATIONS = {"processes": "other processes", "filesystem": "files outside the run folder", "network": "the network",
               "unprivileged": "root"}
-CONTAINED = "own processes, no network, writes only to its folder, no root"
+
+
+def contained(network_allowed: bool = False) -> str:
+    """What every isolation holding means for a run, in the words the console uses."""
+    return f"own processes, {'the network it was allowed' if network_allowed else 'no network'}, writes only to " \
+           "its folder, no root"
 
 
 def uncontained(isolations: list[dict[str, bool]], network_allowed: bool = False) -> list[str]:

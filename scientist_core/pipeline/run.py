@@ -21,7 +21,7 @@ from scientist_core.errors import ScientistError
 from scientist_core.executor import LOG_DIR_NAME
 from scientist_core.models import Idea
 from scientist_core.pipeline.context import RunContext, RunOptions, configured_plugin, new_run_id
-from scientist_core.pipeline.execution import CONTAINED, probe_isolation, run_limits, uncontained
+from scientist_core.pipeline.execution import contained, probe_isolation, run_limits, uncontained
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
@@ -53,7 +53,7 @@ class RunSummary(BaseModel):
     ideas: list[IdeaSummary]
     cost_usd: float
     seconds: float
-    isolation: str = ""  # what the sandbox contained over every run (execution.isolation_line)
+    isolation: str = ""  # what the sandbox contained over every recorded run, one line (_isolation)
 
     @property
     def reviewed_papers(self) -> int:
@@ -105,7 +105,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     limits = run_limits(template, options.quick, settings)
     reachable = uncontained([probe_isolation(executor, limits)], limits.network)
     report(f"sandbox: generated code will reach {', '.join(reachable)} (no namespaces: docs/sandbox.md, mode none)"
-           if reachable else f"sandbox: each run isolated ({CONTAINED})")
+           if reachable else f"sandbox: each run isolated ({contained(limits.network)})")
     installed = set(host.names("searcher"))
     chain = [name for name in settings.searchers_order if name in installed]
     if not chain:
@@ -173,9 +173,10 @@ def _isolation(ctx: RunContext) -> str:
                   if isinstance(row.get("execution"), dict) and isinstance(row["execution"].get("isolation"), dict)]
     if not isolations:
         return ""
-    reachable = uncontained(isolations, run_limits(ctx.template, ctx.options.quick, ctx.settings).network)
+    network = run_limits(ctx.template, ctx.options.quick, ctx.settings).network
+    reachable = uncontained(isolations, network)
     return (f"sandbox: NOT every run was contained: generated code could reach {', '.join(reachable)}" if reachable
-            else f"sandbox: every run was isolated ({CONTAINED})")
+            else f"sandbox: every run was isolated ({contained(network)})")
 
 
 def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],
