@@ -33,7 +33,7 @@ def main() -> None:
 
     from scientist_core.chat import StructuredOutputError
     from scientist_core.pipeline.context import RunContext, RunOptions
-    from scientist_core.pipeline.experiments import baseline_record, plan_conversation
+    from scientist_core.pipeline.experiments import baseline_record, plan_conversation, prepare_idea_folder
     from scientist_core.pipeline.ideas import generate_ideas
     from scientist_core.plugins import get_host
     from scientist_core.settings import load_settings
@@ -52,7 +52,7 @@ def main() -> None:
                           store=store, template=template)
 
     ctx = context("baseline", base)
-    baseline = baseline_record(ctx, template.prepare_workspace(work / "baseline" / "workspace"))
+    baseline = baseline_record(ctx, prepare_idea_folder(template, work / "baseline" / "workspace"))
     print(f"load average {os.getloadavg()[0]:.1f}; baseline ready; work in {work}", flush=True)
     good = stood_in_count = 0
     seeds = {idea.name for idea in template.seed_ideas()}

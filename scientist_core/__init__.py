@@ -26,6 +26,7 @@ from scientist_core.reviewer import Reviewer, ReviewResult
 from scientist_core.searcher import (LiteratureError, Searcher, SearchRateLimited, SearchUnavailable,
                                      search_with_fallback)
 from scientist_core.template import LATEX_SKELETON, Template
+from scientist_core.untrusted import UntrustedOutput, copy_out, read_bytes, write_atomic, write_into
 from scientist_core.writer import Writer, WriteupResult
 
 # name -> the module it lives in, imported when the name is first used
@@ -49,8 +50,8 @@ __all__ = [
     "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM", "LOG_DIR_NAME",
     "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PluginError", "Readiness", "Review",
     "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited", "SearchUnavailable",
-    "Searcher", "SettingsError", "Template", "Usage", "WriteupResult", "Writer", "first_problem", "hookimpl",
-    "search_with_fallback",
+    "Searcher", "SettingsError", "Template", "UntrustedOutput", "Usage", "WriteupResult", "Writer", "copy_out",
+    "first_problem", "hookimpl", "read_bytes", "search_with_fallback", "write_atomic", "write_into",
     *sorted(_ON_FIRST_USE),
 ]
 

@@ -204,7 +204,8 @@ class Store:
     # -- ideas ---------------------------------------------------------------------------------------
 
     def add_idea(self, run_id: str, name: str, data: dict) -> None:
-        self._execute("INSERT INTO ideas (run_id, name, data) VALUES (?, ?, ?)", (run_id, name, _encode(data)))
+        self._execute("INSERT INTO ideas (run_id, name, data) VALUES (?, ?, ?)"  # a resumed step may add it again
+                      " ON CONFLICT (run_id, name) DO UPDATE SET data = excluded.data", (run_id, name, _encode(data)))
 
     def set_novelty(self, run_id: str, name: str, novel: bool, novelty: dict) -> None:
         self._execute("UPDATE ideas SET novel = ?, novelty = ? WHERE run_id = ? AND name = ?",

@@ -61,3 +61,13 @@ def script_full_run(fake_llm, ideas=("wider_hidden_layers", "slower_learning"), 
     fake_llm.answer("MetaReviewText", *[{k: GOOD_REVIEW[k] for k in
                                          ("Summary", "Strengths", "Weaknesses", "Questions", "Limitations")}] * 4)
     fake_llm.answer("ReviewRevision", *[{"Critique": "none", "Review": GOOD_REVIEW, "Done": True}] * 8)
+
+
+def recorded_runs(run_dir, idea_name: str) -> list:
+    """The RunRecords the experiments stage of `idea_name` saved (baseline first), as the write-up got them."""
+    from pydantic import TypeAdapter
+
+    from scientist_core.pipeline.context import RunRecord, checkpoint_file
+
+    saved = checkpoint_file(run_dir, f"experiments:{idea_name}").read_bytes()
+    return TypeAdapter(list[RunRecord]).validate_json(saved)

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.pipeline.context import RunOptions, RunRecord
-from scientist_core.pipeline.execution import read_results
+from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import resume_run, start_run
 from scientist_core.settings import load_settings
 from scientist_paper.results import result_values
-from tests.pipeline_script import script_full_run
+from tests.pipeline_script import recorded_runs, script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 
@@ -42,21 +41,23 @@ def test_full_run_produces_every_artifact(configured, plugin_host, fake_llm):
         assert row["novel"] == 1 and row["novelty"]["rounds"][0]["source"] == "offline"
     for item in summary.ideas:
         workspace = summary.run_dir / item.name
-        records = [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
-                   for i in (1, 2)]
+        baseline, *records = recorded_runs(summary.run_dir, item.name)
         assert [r.knob_changes for r in records] == [{"hidden_size": 64}, {"learning_rate": 0.001}]
         for run in ("run_0", "run_1", "run_2"):
-            assert (workspace / run / "final_info.json").is_file()
-        drawn = {p.name for p in workspace.glob("*.png")}
-        assert drawn and len(drawn) == len(list((workspace / "latex" / "figures").glob("*.png")))  # in the paper
+            assert (workspace / "sandbox" / run / "final_info.json").is_file()
+        for run in ("run_1", "run_2"):  # the host keeps each run's logs and the code it executed
+            assert (workspace / "logs" / run / "stderr.log").is_file()
+            assert (workspace / "code" / run / "experiment.py").is_file()
+        drawn = {p.name for p in (workspace / "figures").glob("*.png")}
+        assert drawn == {p.name for p in (workspace / "sandbox").glob("*.png")}
+        assert len(drawn) == len(list((workspace / "latex" / "figures").glob("*.png")))  # in the paper
+        assert "## run_1" in (workspace / "notes.txt").read_text()
         assert item.runs_done == 2 and item.overall == 5 and item.decision == "Reject"
         review = json.loads((workspace / "review.json").read_text())
         assert review["review"]["Overall"] == 5 and len(review["reviews"]) == 2
 
         import pymupdf
 
-        baseline = RunRecord(index=0, name="run_0", description="baseline",
-                             results=read_results(workspace / "run_0"))
         values = result_values([baseline, *records])
         with pymupdf.open(item.paper) as pdf:
             assert pdf.page_count >= 2
@@ -119,10 +120,7 @@ def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
     (item,) = summary.ideas
     assert item.problem == "" and item.runs_done == 2 and item.overall == 5
     workspace = summary.run_dir / "wider_denoiser"
-    records = [RunRecord(index=0, name="run_0", description="baseline", results=read_results(workspace / "run_0"))]
-    records += [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
-                for i in (1, 2)]
-    values = result_values(records)
+    values = result_values(recorded_runs(summary.run_dir, "wider_denoiser"))
     import pymupdf
 
     with pymupdf.open(item.paper) as pdf:
@@ -130,7 +128,7 @@ def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
         text = " ".join(page.get_text() for page in pdf)
     for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
         assert values[key].plain in text, key
-    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in workspace.glob("*.png")}
+    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in (workspace / "figures").glob("*.png")}
 
 
 MALFORMED = ["this is not JSON at all", '{"wrong": "fields", "Overall": "ten"}', "", "{" + "x" * 200_000]

@@ -7,12 +7,11 @@ import shutil
 
 import pytest
 
-from scientist_core.pipeline.context import RunOptions, RunRecord
-from scientist_core.pipeline.execution import read_results
+from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import start_run
 from scientist_core.settings import load_settings
 from scientist_paper.results import result_values
-from tests.pipeline_script import script_full_run
+from tests.pipeline_script import recorded_runs, script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 pytest.importorskip("scientist_grokking", reason="needs the grokking plugin: pip install -e plugins/grokking")
@@ -33,9 +32,7 @@ def test_full_run_on_the_grokking_template(configured, plugin_host, fake_llm):
     (item,) = summary.ideas
     assert item.problem == "" and item.runs_done == 2 and item.overall == 5
     workspace = summary.run_dir / "weight_decay_and_schedule"
-    records = [RunRecord(index=0, name="run_0", description="baseline", results=read_results(workspace / "run_0"))]
-    records += [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
-                for i in (1, 2)]
+    records = recorded_runs(summary.run_dir, workspace.name)
     assert [record.knob_changes for record in records[1:]] == [changes for _, changes in PLAN]
     for record in records:
         assert set(record.results.datasets) == {"x_plus_y"}
@@ -49,6 +46,6 @@ def test_full_run_on_the_grokking_template(configured, plugin_host, fake_llm):
         text = " ".join(page.get_text() for page in pdf)
     for key in (f"run0.{METRIC}", f"run1.{METRIC}"):
         assert values[key].plain in text, key
-    drawn = {path.name for path in workspace.glob("*.png")}
+    drawn = {path.name for path in (workspace / "figures").glob("*.png")}
     assert {"loss_curves.png", "accuracy_curves.png"} <= drawn
     assert len(list((workspace / "latex" / "figures").glob("*.png"))) == len(drawn)  # every figure in the paper

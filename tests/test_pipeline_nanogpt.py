@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from scientist_core import Limits
-from scientist_core.pipeline.context import RunOptions, RunRecord
-from scientist_core.pipeline.execution import read_results
+from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import start_run
 from scientist_core.settings import load_settings
 from scientist_paper.results import result_values
 from scientist_sandbox import run
-from tests.pipeline_script import script_full_run
+from tests.pipeline_script import recorded_runs, script_full_run
 
 METRIC = "shakespeare_char.best_val_loss"
 
@@ -51,14 +50,12 @@ def test_full_run_on_the_nanogpt_template(configured, plugin_host, fake_llm):
     (item,) = summary.ideas
     assert item.problem == "" and item.runs_done == 2 and item.overall == 5
     workspace = summary.run_dir / "shorter_context"
-    records = [RunRecord(index=0, name="run_0", description="baseline", results=read_results(workspace / "run_0"))]
-    records += [RunRecord.model_validate_json((workspace / f"run_{i}" / "run_record.json").read_text())
-                for i in (1, 2)]
+    records = recorded_runs(summary.run_dir, workspace.name)
     assert [r.knob_changes for r in records[1:]] == [{"block_size": 32, "max_iters": 200},
                                                      {"learning_rate": 1e-3, "max_iters": 200}]
     assert not records[2].code_changed and "is_causal=True" in (workspace / "experiment.py").read_text()
     for index in (0, 1, 2):
-        assert json.loads((workspace / f"run_{index}" / "causality.json").read_text())["ok"] is True
+        assert json.loads((workspace / "sandbox" / f"run_{index}" / "causality.json").read_text())["ok"] is True
 
     from scientist_core.store import Store
 
@@ -78,7 +75,7 @@ def test_full_run_on_the_nanogpt_template(configured, plugin_host, fake_llm):
     for key in (f"run0.{METRIC}", f"run1.{METRIC}"):
         assert values[key].plain in text, key
     assert {"train_loss_shakespeare_char.png", "val_loss_shakespeare_char.png"} <= {
-        p.name for p in workspace.glob("*.png")}
+        p.name for p in (workspace / "figures").glob("*.png")}
 
 
 def test_the_sandbox_shows_a_data_folder_read_only(tmp_path):

@@ -162,7 +162,6 @@ def test_a_restating_plan_and_a_bad_value_cost_repair_rounds_not_run_attempts(co
     ctx = context(plugin_host, code_changes=False, max_runs=1, max_tries=2)
     idea = Idea.model_validate({**WIDER, "Knobs": ["hidden_size", "learning_rate"]})
     ctx.store.add_idea("run", idea.name, idea.model_dump(by_alias=True))
-    workspace = ctx.template.prepare_workspace(ctx.run_dir / idea.name)
     every_knob = {"hidden_size": 64, "num_layers": 3, "activation": "relu", "optimizer": "sgd",
                   "learning_rate": 0.05, "weight_decay": 0.001, "batch_size": 32, "steps": 500}
     fake_llm.answer("ExperimentPlan",
@@ -170,7 +169,7 @@ def test_a_restating_plan_and_a_bad_value_cost_repair_rounds_not_run_attempts(co
                     {"runs": [{"description": "negative rate", "knob_changes": {"learning_rate": -1.0}}]},
                     {"runs": [{"description": "wider", "knob_changes": {"hidden_size": 64}}]})
     lines: list[str] = []
-    records = run_experiments(replace(ctx, report=lines.append), idea, workspace)
+    records = run_experiments(replace(ctx, report=lines.append), idea)
 
     assert [r.knob_changes for r in records[1:]] == [{"hidden_size": 64}]
     # the console says what the run changed from its record, not the plan's prose
@@ -190,11 +189,11 @@ def test_a_fix_that_repeats_the_failed_configuration_is_refused(configured, plug
     ctx = context(plugin_host, code_changes=False, max_runs=1, max_tries=2)
     idea = Idea.model_validate({**WIDER, "Knobs": ["hidden_size", "learning_rate"]})
     ctx.store.add_idea("run", idea.name, idea.model_dump(by_alias=True))
-    workspace = ctx.template.prepare_workspace(ctx.run_dir / idea.name)
+    workspace = ctx.idea_dir(idea)
     too_wide = {"description": "very wide", "knob_changes": {"hidden_size": TOO_WIDE}}
     fake_llm.answer("ExperimentPlan", {"runs": [too_wide]})
     fake_llm.answer("PlannedRun", too_wide, {"description": "wide", "knob_changes": {"hidden_size": 128}})
-    records = run_experiments(ctx, idea, workspace)
+    records = run_experiments(ctx, idea)
 
     assert [r.knob_changes for r in records[1:]] == [{"hidden_size": 128}]
     fix = next(c for c in fake_llm.history if c.schema.__name__ == "PlannedRun").messages[-1].content

@@ -45,8 +45,8 @@ def test_stages_and_experiments(run_store, tmp_path):
     run_store.start_stage("r1", "ideas")
     run_store.finish_stage("r1", "ideas", "done", "3 ideas")
     run_store.add_idea("r1", "idea_a", {"Name": "idea_a"})
-    with pytest.raises(sqlite3.IntegrityError):
-        run_store.add_idea("r1", "idea_a", {"Name": "idea_a"})
+    run_store.add_idea("r1", "idea_a", {"Name": "idea_a", "Title": "again"})  # a resumed step adds it again
+    assert [row["data"]["Title"] for row in run_store.ideas("r1")] == ["again"]
     run_store.set_novelty("r1", "idea_a", True, {"rounds": 2})
     experiment = run_store.start_experiment("r1", "idea_a", 1, {"lr": 0.1}, tmp_path / "run_1")
     run_store.finish_experiment(experiment, "done", {"d": {"means": {"kl": 0.5}}}, {"exit_code": 0})

@@ -219,7 +219,7 @@ def test_full_writeup_typesets_the_recorded_numbers(make_ctx, fake_llm):
     typed = SECTIONS["results"].replace(r"\result{run1.spirals.val_accuracy}", "0.873", 1)
     script_paper(fake_llm, drafts={"results": typed})
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert isinstance(result, WriteupResult)
     assert result.pdf_path == workspace / f"{IDEA.name}.pdf" and result.pdf_path.is_file()
@@ -263,7 +263,7 @@ def test_a_model_that_wants_no_references_still_gets_one_search_for_the_papers_t
     ctx, workspace, figures = make_ctx(section_max_tokens=700)
     FakeSearcher.queries.clear()
     script_paper(fake_llm, first_query="")                # round 1: {"done": true, "query": ""}
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
     assert FakeSearcher.queries == ["Step Size and Width in Tiny Networks"]
     assert {call.max_tokens for call in fake_llm.history} == {700}  # the cap reaches every call of the stage
     assert result.citations == 2 and not fake_llm.replies
@@ -276,7 +276,7 @@ def test_compile_error_is_fed_back_and_fixed(make_ctx, fake_llm):
     script_paper(fake_llm, sections={"method": broken})
     fake_llm.enqueue({"latex": SECTIONS["method"]})  # the fix round's answer
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert result.pdf_path is not None and result.problems == []
     assert result.fix_rounds_used == 1
@@ -292,7 +292,7 @@ def test_unfixable_section_falls_back_to_plain_text_and_compiles(make_ctx, fake_
     script_paper(fake_llm, sections={"method": broken})
     fake_llm.enqueue({"latex": broken})  # the "fix" changes nothing
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert result.pdf_path is not None and result.pdf_path.is_file()
     assert any("the Method section typeset as plain text" in problem for problem in result.problems)
@@ -310,7 +310,7 @@ def test_section_problems_go_back_then_code_repairs_them(make_ctx, fake_llm):
     script_paper(fake_llm, sections={"related-work": bad})
     fake_llm.enqueue({"latex": bad})  # the check round: the model repeats its mistakes
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     feedback = fake_llm.history[-1].messages[-1].content  # the last call is that check round
     for expected in ("Run 2", "smith2020madeup", "0.8731", "64 GB of RAM", "A100"):
@@ -327,7 +327,7 @@ def test_a_section_without_a_usable_answer_is_written_by_code_from_the_records(m
     ctx, workspace, figures = make_ctx()
     script_paper(fake_llm, unusable=("conclusion", "background"))
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert result.pdf_path is not None and not fake_llm.replies
     assert result.problems == ["the model gave no usable Background section: code wrote it from the records",
@@ -350,19 +350,19 @@ def test_budget_exceeded_is_never_swallowed(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx()
     fake_llm.enqueue({"title": "T", "abstract": ABSTRACT}, BudgetExceeded(1.0, 1.0, 0.5, "fake/scripted", "run"))
     with pytest.raises(BudgetExceeded):
-        write_paper(ctx, IDEA, workspace, RUNS, figures)
+        write_paper(ctx, IDEA, RUNS, figures)
 
 
 @needs_latex
 def test_revision_after_review_keeps_citations_and_writes_beside(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx()
     script_paper(fake_llm)
-    first = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    first = write_paper(ctx, IDEA, RUNS, figures)
     fake_llm.enqueue({"title": "Step Size and Width in Tiny Networks", "abstract": ABSTRACT})
     for name in ORDER:
         fake_llm.enqueue({"latex": SECTIONS[name] + "\nWe thank the reviewer for the comments."})
 
-    improved = write_paper(ctx, IDEA, workspace, RUNS, figures, feedback='{"Weaknesses": ["too short"]}')
+    improved = write_paper(ctx, IDEA, RUNS, figures, feedback='{"Weaknesses": ["too short"]}')
 
     assert improved.pdf_path == workspace / f"{IDEA.name}-improved.pdf" and first.pdf_path.is_file()
     assert improved.latex_dir == workspace / "latex-improved" and improved.citations == 2

@@ -322,7 +322,7 @@ def test_the_free_style_keeps_none_of_the_worst_answers(make_ctx, fake_llm):
         fake_llm.enqueue(worst[name], lambda call, answer=worst[name]: {
             "critique": "-", **(answer(call) if callable(answer) else answer)})
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert not fake_llm.replies
     text = assert_clean(result)
@@ -368,7 +368,7 @@ def test_the_structured_style_writes_the_records_and_keeps_only_checked_pieces(m
         {"key": "bengio2012practical", "sentence": "Bengio recommends tuning the learning rate first, as these "
                                                    "runs do one setting at a time."}]})
 
-    result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+    result = write_paper(ctx, IDEA, ONE_SEED_RUNS, figures)
 
     assert not fake_llm.replies and len(fake_llm.history) == 2 + 4  # code writes the Background
     text = assert_clean(result)
@@ -408,7 +408,7 @@ def test_the_structured_style_without_references_leaves_related_work_out(make_ct
     idea = IDEA.model_copy(update={"title": "Tiny Networks on 3D Point Clouds", "experiment": "Raise the learning "
                                    "rate on 3D point clouds. Shrink the hidden layer."})
 
-    result = write_paper(ctx, idea, workspace, ONE_SEED_RUNS, figures)
+    result = write_paper(ctx, idea, ONE_SEED_RUNS, figures)
 
     files = generated(result)
     assert result.pdf_path is not None and files["sec-related-work.tex"].strip() == ""
@@ -436,7 +436,7 @@ def test_the_structured_related_work_says_nothing_it_says_of_every_reference(mak
         {"key": "bengio2012practical", "sentence": f"Bengio gives practical advice on choosing the learning rate. "
                                                    f"{said_of_each}"}]})
 
-    result = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+    result = write_paper(ctx, IDEA, ONE_SEED_RUNS, figures)
 
     assert generated(result)["sec-related-work.tex"] == (  # what is said of every reference is said of none
         f"Adam is a stochastic optimization method with a step per weight \\citep{{{ADAM_KEY}}}. "
@@ -448,9 +448,9 @@ def test_a_structured_paper_is_revised_after_a_review(make_ctx, fake_llm):
     ctx, workspace, figures = make_ctx(writeup="structured", writeup_fix_rounds=0, citation_rounds=0)
     for schema in ("Motivation", "Interpretation", "NextSteps"):
         fake_llm.answer(schema, {"latex": "Nothing usable."}, {"latex": "Nothing usable either."})
-    first = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures)
+    first = write_paper(ctx, IDEA, ONE_SEED_RUNS, figures)
 
-    improved = write_paper(ctx, IDEA, workspace, ONE_SEED_RUNS, figures, feedback='{"Weaknesses": ["one seed only"]}')
+    improved = write_paper(ctx, IDEA, ONE_SEED_RUNS, figures, feedback='{"Weaknesses": ["one seed only"]}')
 
     assert first.pdf_path.is_file() and improved.pdf_path == workspace / f"{IDEA.name}-improved.pdf"
     assert "one seed only" in fake_llm.history[-1].messages[-1].content and not fake_llm.by_schema["NextSteps"]

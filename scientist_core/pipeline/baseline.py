@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scientist_core.errors import ExperimentError
-from scientist_core.pipeline.context import configured_plugin, new_run_id
+from scientist_core.pipeline.context import LOGS_DIR, SANDBOX_DIR, configured_plugin, new_run_id
 from scientist_core.pipeline.execution import RunOutcome, execute_run, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
@@ -21,14 +21,15 @@ def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick
     limits = run_limits(template, quick, settings)  # the template's data first: offline, nothing is started
 
     run_id = new_run_id(f"{template.name}-baseline")
-    workspace = template.prepare_workspace(Path(settings.out_dir) / run_id)
+    folder = Path(settings.out_dir) / run_id
+    sandbox = template.prepare_workspace(folder / SANDBOX_DIR)  # the one folder the run may write
     store = Store(settings.store_path)
     try:
-        store.create_run(run_id, "baseline", template.name, workspace,
+        store.create_run(run_id, "baseline", template.name, folder,
                          {"quick": quick, "template_version": template.version})
         store.start_stage(run_id, STAGE)
-        outcome = execute_run(template, workspace, "run_0", knobs, executor, limits, store, run_id,
-                              idea="baseline", run_index=0)
+        outcome = execute_run(template, sandbox, "run_0", knobs, executor, limits, store, run_id,
+                              idea="baseline", run_index=0, log_dir=folder / LOGS_DIR / "run_0")
         status = "done" if outcome.ok else "failed"
         store.finish_stage(run_id, STAGE, status, outcome.problem)
         store.set_run_status(run_id, status)

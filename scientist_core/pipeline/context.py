@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -9,14 +10,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from scientist_core.errors import ScientistError
 from scientist_core.models import FinalInfo, Idea
 from scientist_core.plugins import PluginHost, get_host
 from scientist_core.searcher import Searcher
 from scientist_core.settings import RunSettings, Settings, load_settings
 from scientist_core.store import Store
 from scientist_core.template import Template
+from scientist_core.untrusted import write_atomic
+
+CHECKPOINTS_DIR = ".stages"  # in the run folder: the outcome of every finished stage and step, for resume
+SANDBOX_DIR = "sandbox"      # in an idea's folder: the one folder its runs may write
+LOGS_DIR = "logs"            # in an idea's folder: each run's stdout.log and stderr.log, written by the sandbox
+NOTES_FILE = "notes.txt"     # in an idea's folder: the lab journal of its runs, written by the host
 
 
 def configured_plugin(host: PluginHost, settings: Settings, kind: str) -> Any:
@@ -33,6 +41,11 @@ def searchers_from_settings(settings: Settings | None = None, host: PluginHost |
     host = host or get_host()
     names = list(order or settings.searchers_order)
     return [host.create("searcher", name, settings.searchers) for name in names]
+
+
+def checkpoint_file(run_dir: Path, name: str) -> Path:
+    """Where the outcome of the finished stage or step `name` of the run in `run_dir` is kept (RunContext.checkpoint)."""
+    return run_dir / CHECKPOINTS_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]', '--', name)}.json"
 
 
 def new_run_id(label: str) -> str:
@@ -111,5 +124,42 @@ class RunContext:
         return searchers_from_settings(self.settings, self.host)
 
     def idea_dir(self, idea: Idea) -> Path:
-        """The idea's workspace: a copy of the template with its run folders."""
+        """The idea's folder, written by the host only: its current sources, notes, figures, paper and review."""
         return self.run_dir / idea.name
+
+    def sandbox_dir(self, idea: Idea) -> Path:
+        """The one folder the idea's runs may write (a copy of the template with run_0 ... run_N): everything
+        in it is read back through scientist_core.untrusted."""
+        return self.idea_dir(idea) / SANDBOX_DIR
+
+    def checkpoint(self, name: str, result: Any, work: Callable[[], Any], stage: bool = False) -> Any:
+        """The run's one resume layer: `work()`, unless a run of this name finished before, in which case its
+        saved outcome is returned. The outcome (of type `result`, e.g. list[RunRecord]) is saved atomically when
+        work returns, so a crash leaves no half outcome; an unreadable one is done again. A `stage` is also
+        recorded in the store and announced ("novelty:idea: started"); a step within a stage (one experiment
+        run, a plan) is only saved."""
+        adapter = TypeAdapter(result)
+        saved = checkpoint_file(self.run_dir, name)
+        if saved.is_file():
+            try:
+                outcome = adapter.validate_json(saved.read_bytes())
+            except ValidationError:
+                self.report(f"{name}: its saved outcome is unreadable, so it is done again")
+            else:
+                if stage and not any(s["name"] == name and s["status"] == "done" for s in self.store.stages(self.run_id)):
+                    self.store.finish_stage(self.run_id, name, "done")
+                return outcome
+        if stage:
+            self.store.start_stage(self.run_id, name)
+            self.report(f"{name}: started")
+        try:
+            outcome = work()
+        except BaseException as exc:
+            if stage:
+                detail = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
+                self.store.finish_stage(self.run_id, name, "failed", detail)
+            raise
+        write_atomic(saved, adapter.dump_json(outcome, by_alias=True, indent=1))
+        if stage:
+            self.store.finish_stage(self.run_id, name, "done")
+        return outcome

@@ -3,19 +3,18 @@ stage, the baseline command and the plots stage share."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Callable
 
 from pydantic import BaseModel, ValidationError
 
-from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
+from scientist_core.executor import ExecutionResult, Executor, Limits
 from scientist_core.models import FinalInfo
 from scientist_core.settings import SandboxSettings, Settings
 from scientist_core.store import Store
 from scientist_core.template import Template
+from scientist_core.untrusted import UntrustedOutput, make_folder_in, read_json, write_into
 
 
 class RunOutcome(BaseModel):
@@ -53,9 +52,14 @@ def run_limits(template: Template, quick: bool, settings: Settings) -> Limits:
                                      "env": {**limits.env, DATA_DIR_ENV: str(data_dir)}})
 
 
-def read_results(run_dir: Path) -> FinalInfo:
-    path = run_dir / "final_info.json"
-    return FinalInfo.from_json_obj(json.loads(path.read_text()))
+RESULTS_FILE = "final_info.json"
+RESULTS_MAX_BYTES = 8 * 2**20  # far above any template's results; what a run writes past it is not read
+
+
+def read_results(sandbox: Path, run_name: str) -> FinalInfo:
+    """The results a run wrote to <sandbox>/<run_name>/final_info.json, taken back through the one-way boundary:
+    FileNotFoundError when it wrote none, UntrustedOutput for a link or the like, ValueError for a bad shape."""
+    return FinalInfo.from_json_obj(read_json(sandbox, f"{run_name}/{RESULTS_FILE}", RESULTS_MAX_BYTES))
 
 
 class _following:
@@ -128,32 +132,31 @@ def probe_isolation(executor: Executor, limits: Limits) -> dict[str, bool]:
         return executor.execute(["python", "-c", "pass"], Path(folder), probe).isolation
 
 
-def execute_run(template: Template, workspace: Path, run_name: str, knobs: BaseModel, executor: Executor,
-                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, attempt: int = 0,
-                on_output: Callable[[str], None] | None = None) -> RunOutcome:
-    """Write the knobs, run the experiment in the sandbox, record the outcome in the store. `on_output` is
-    given the experiment's latest line of output about once a second while it runs."""
-    run_dir = workspace / run_name
-    if run_dir.exists():  # a failed earlier attempt: start clean so its files cannot pass for results
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    (run_dir / "knobs.json").write_text(knobs.model_dump_json(indent=2))
+def execute_run(template: Template, sandbox: Path, run_name: str, knobs: BaseModel, executor: Executor,
+                limits: Limits, store: Store, run_id: str, idea: str, run_index: int, log_dir: Path,
+                attempt: int = 0, on_output: Callable[[str], None] | None = None) -> RunOutcome:
+    """Write the knobs into a fresh <sandbox>/<run_name>, run the experiment in the sandbox (its logs go to the
+    host's `log_dir`), record the outcome in the store. `on_output` is given the experiment's latest line of
+    output about once a second while it runs."""
+    run_dir = make_folder_in(sandbox, run_name)  # what an earlier attempt left cannot pass for results
+    write_into(sandbox, f"{run_name}/knobs.json", knobs.model_dump_json(indent=2))
     experiment_id = store.start_experiment(run_id, idea, run_index, knobs.model_dump(mode="json"), run_dir,
                                            attempt)
-    log_dir = workspace / LOG_DIR_NAME / run_name
     with _following(log_dir / "stdout.log", on_output):
-        execution = executor.execute(template.experiment_command(run_name), workspace, limits, log_dir=log_dir)
+        execution = executor.execute(template.experiment_command(run_name), sandbox, limits, log_dir=log_dir)
     outcome = RunOutcome(run_dir=run_dir, execution=execution)
     if not execution.ok:
         reason = f"hit its {execution.limit_hit} limit" if execution.limit_hit else f"exited with {execution.exit_code}"
         outcome.problem = f"the experiment {reason}"
     else:
         try:
-            outcome.results = read_results(run_dir)
+            outcome.results = read_results(sandbox, run_name)
         except FileNotFoundError:
-            outcome.problem = f"the experiment wrote no {run_name}/final_info.json"
-        except (json.JSONDecodeError, ValidationError) as exc:
-            outcome.problem = f"{run_name}/final_info.json is not {{dataset: {{means: ...}}}}: {exc}"
+            outcome.problem = f"the experiment wrote no {run_name}/{RESULTS_FILE}"
+        except UntrustedOutput as exc:
+            outcome.problem = exc.message
+        except (ValueError, ValidationError) as exc:
+            outcome.problem = f"{run_name}/{RESULTS_FILE} is not {{dataset: {{means: ...}}}}: {exc}"
     store.finish_experiment(
         experiment_id,
         "done" if outcome.ok else "failed",

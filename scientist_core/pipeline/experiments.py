@@ -1,29 +1,51 @@
 """Stage 4: experiments. An idea's plan of runs, each executed in the sandbox (pipeline.execution) from the
-baseline's code and knobs, a failed run fed back to the model for a corrected one."""
+baseline's code and knobs, a failed run fed back to the model for a corrected one.
+
+An idea's folder belongs to the host: the sources the coder edits, notes.txt, the code of each successful run
+(code/run_N/). Its runs write only its sandbox/ folder, which the host fills before each run by replacing what is
+there and reads back only through scientist_core.untrusted. Each run is a checkpoint of its own, so a resumed
+run does none of them twice."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from scientist_core.errors import ExperimentError
-from scientist_core.pipeline.execution import execute_run, read_results, run_limits
+from scientist_core.pipeline.context import LOGS_DIR, NOTES_FILE, SANDBOX_DIR, RunRecord
+from scientist_core.pipeline.execution import RESULTS_FILE, execute_run, run_limits
 from scientist_core.pipeline.plans import baseline_values, describe_changes, plan_models, refusing, wants_code_change
 from scientist_core.template import Template
+from scientist_core.untrusted import append_atomic, copy_tree_out, make_folder_in, write_atomic, write_into
 
 if TYPE_CHECKING:
-    from scientist_core.models import Idea
-    from scientist_core.pipeline.context import RunContext, RunRecord
+    from scientist_core.models import FinalInfo, Idea
+    from scientist_core.pipeline.context import RunContext
 
 STAGE = "experiments"
 STDERR_FED_BACK = 1500
-RECORD_FILE = "run_record.json"  # what the run was meant to do, written beside its results when it succeeds
+CODE_DIR = "code"  # in an idea's folder: the sources each successful run executed, code/run_N/
+
+
+def prepare_idea_folder(template: Template, folder: Path) -> Path:
+    """An idea's folder on first use: the template's copy its runs may write (sandbox/), and beside it the
+    sources the coder edits. Returns `folder`."""
+    if not (folder / SANDBOX_DIR).is_dir():
+        template.prepare_workspace(folder / SANDBOX_DIR)
+    for name in editable_files(template):
+        if not (folder / name).is_file():
+            write_atomic(folder / name, (template.files_dir() / name).read_bytes())
+    return folder
+
+
+def editable_files(template: Template) -> list[str]:
+    """The files a coder may change: the experiment file, then the plot file."""
+    return [name for name in (template.experiment_file, template.plot_file) if (template.files_dir() / name).is_file()]
 
 
 def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
@@ -32,47 +54,56 @@ def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def baseline_record(ctx: "RunContext", workspace: Path) -> "RunRecord":
-    """Run 0 of an idea: the unchanged template, executed once per template version and knobs and then
-    copied from the cache in the data folder."""
-    from scientist_core.pipeline.context import RunRecord
+def baseline_record(ctx: "RunContext", folder: Path) -> RunRecord:
+    """Run 0 of the idea whose folder is `folder` (prepared by prepare_idea_folder): the unchanged template,
+    executed once per template version and knobs and then copied from the cache in the data folder."""
+    return ctx.checkpoint(f"{STAGE}:{folder.name}:run_0", RunRecord, lambda: _baseline(ctx, folder))
 
+
+def _baseline(ctx: "RunContext", folder: Path) -> RunRecord:
     template, quick = ctx.template, ctx.options.quick
     knobs = template.knobs(quick=quick)
     cache = Path(ctx.settings.data_dir) / "baselines" / template.name / _cache_key(template, knobs, quick)
-    run_dir = workspace / "run_0"
-    done = _finished(ctx, workspace.name, 0)
-    if done is None:
-        if (cache / "final_info.json").is_file():
-            shutil.copytree(cache, run_dir, dirs_exist_ok=True)
-            experiment = ctx.store.start_experiment(ctx.run_id, workspace.name, 0, knobs.model_dump(mode="json"),
-                                                    run_dir)
-            ctx.store.finish_experiment(experiment, "done", read_results(run_dir).model_dump()["datasets"],
-                                        {"cached_from": str(cache)}, notes="baseline (cached)")
-            ctx.report(f"experiments: {workspace.name}: baseline from cache")
-        else:
-            executor = ctx.plugin("executor")
-            outcome = execute_run(template, workspace, "run_0", knobs, executor,
-                                  run_limits(template, quick, ctx.settings), ctx.store, ctx.run_id,
-                                  workspace.name, 0, on_output=ctx.run_status(workspace.name, "run_0"))
-            if not outcome.ok:
-                raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
-                                      f"check it alone with `scientist baseline {template.name}`; log: "
-                                      f"{outcome.execution.stderr_path}")
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(run_dir, cache, dirs_exist_ok=True)
-            ctx.report(f"experiments: {workspace.name}: baseline done in {outcome.execution.wall_s:.0f} s")
-    return RunRecord(index=0, name="run_0", description="baseline: the template unchanged",
-                     results=read_results(run_dir))
+    sandbox = folder / SANDBOX_DIR
+    results = _cached_results(cache)
+    if results is not None:
+        make_folder_in(sandbox, "run_0")
+        for path in sorted(p for p in cache.rglob("*") if p.is_file() and not p.is_symlink()):
+            write_into(sandbox, f"run_0/{path.relative_to(cache).as_posix()}", path.read_bytes())
+        experiment = ctx.store.start_experiment(ctx.run_id, folder.name, 0, knobs.model_dump(mode="json"),
+                                                sandbox / "run_0")
+        ctx.store.finish_experiment(experiment, "done", results.model_dump()["datasets"], {"cached_from": str(cache)},
+                                    notes="baseline (cached)")
+        ctx.report(f"experiments: {folder.name}: baseline from cache")
+    else:
+        limits = run_limits(template, quick, ctx.settings)
+        outcome = execute_run(template, sandbox, "run_0", knobs, ctx.plugin("executor"), limits, ctx.store,
+                              ctx.run_id, folder.name, 0, log_dir=folder / LOGS_DIR / "run_0",
+                              on_output=ctx.run_status(folder.name, "run_0"))
+        if not outcome.ok:
+            raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
+                                  f"check it alone with `scientist baseline {template.name}`; log: "
+                                  f"{outcome.execution.stderr_path}")
+        results = outcome.results
+        left_out = copy_tree_out(sandbox, "run_0", cache, limit=limits.disk_mb * 2**20)
+        if left_out:
+            ctx.report(f"experiments: {folder.name}: the baseline cache left out what is not a plain file: "
+                       f"{', '.join(left_out[:5])}")
+        ctx.report(f"experiments: {folder.name}: baseline done in {outcome.execution.wall_s:.0f} s")
+    return RunRecord(index=0, name="run_0", description="baseline: the template unchanged", results=results)
 
 
-def _finished(ctx: "RunContext", idea: str, index: int) -> dict | None:
-    rows = [row for row in ctx.store.experiments(ctx.run_id)
-            if row["idea"] == idea and row["run_index"] == index and row["status"] == "done"]
-    return rows[-1] if rows else None
+def _cached_results(cache: Path) -> "FinalInfo | None":
+    """The results of a cached baseline, or None when there is none or it is unreadable (it is then redone)."""
+    from scientist_core.models import FinalInfo
+
+    try:
+        return FinalInfo.from_json_obj(json.loads((cache / RESULTS_FILE).read_text()))
+    except (OSError, ValueError, ValidationError):
+        return None
 
 
-def _headline(record: "RunRecord", primary: str | None = None) -> str:
+def _headline(record: RunRecord, primary: str | None = None) -> str:
     """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
     measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
     from scientist_core.metrics import better_direction, measures_time
@@ -87,7 +118,7 @@ def _headline(record: "RunRecord", primary: str | None = None) -> str:
                      if result.means for name in [main_metric(list(result.means))])
 
 
-def _results_text(records: list["RunRecord"]) -> str:
+def _results_text(records: list[RunRecord]) -> str:
     """The runs' results for a prompt: every metric but the timings (metrics.measures_time)."""
     from scientist_core.metrics import measures_time
 
@@ -99,7 +130,7 @@ def _results_text(records: list["RunRecord"]) -> str:
     return "\n".join(lines)
 
 
-def plan_conversation(ctx: "RunContext", idea: "Idea", records: list["RunRecord"]):
+def plan_conversation(ctx: "RunContext", idea: "Idea", records: list[RunRecord]):
     """(PlannedRun, ExperimentPlan, the messages that ask for the plan) for `idea`, given the baseline's results
     in `records`. Every rule of a plan is a schema validator (plans.plan_models): a broken rule costs a repair
     round, never a run attempt. The messages hold nothing that differs between two runs of the same command."""
@@ -124,68 +155,74 @@ def plan_conversation(ctx: "RunContext", idea: "Idea", records: list["RunRecord"
     return planned_model, plan_model, context
 
 
-def run_experiments(ctx: "RunContext", idea: "Idea", workspace: Path) -> list["RunRecord"]:
+def run_experiments(ctx: "RunContext", idea: "Idea") -> list[RunRecord]:
     """Plan up to max_runs runs for `idea` and execute each in the sandbox; a failing run goes back to the
-    model with its stderr tail for up to max_tries attempts. Finished runs (a resumed run) are not redone."""
+    model with its stderr tail for up to max_tries attempts. The plan and each run are checkpoints."""
     from scientist_core.chat import StructuredOutputError
-    from scientist_core.pipeline.context import RunRecord
     from scientist_core.pipeline.machine import record_machine_facts
 
     options = ctx.options
+    folder = prepare_idea_folder(ctx.template, ctx.idea_dir(idea))
     record_machine_facts(ctx)  # the paper's hardware and software facts come from the machine that ran it
-    records = [baseline_record(ctx, workspace)]
+    records = [baseline_record(ctx, folder)]
     chat = ctx.chat(STAGE)
     planned_model, plan_model, context = plan_conversation(ctx, idea, records)
-    plan_file = workspace / "plan.json"
-    if plan_file.is_file():  # a resumed run keeps its plan
-        plan = plan_model.model_validate_json(plan_file.read_text())
-    else:
+
+    def ask_plan():
         try:
-            plan = chat.ask_structured(context, plan_model)
+            return chat.ask_structured(context, plan_model)
         except StructuredOutputError as exc:
             ctx.report(f"experiments: {idea.name}: no usable plan ({exc.message})")
-            return records
-        plan_file.write_text(plan.model_dump_json(indent=2))
-    notes = workspace / "notes.txt"
-    planned_runs = plan.runs[:options.max_runs]
+            return None
+
+    plan = ctx.checkpoint(f"{STAGE}:{idea.name}:plan", plan_model | None, ask_plan)
+    planned_runs = plan.runs[:options.max_runs] if plan is not None else []
     spent: list[float] = []
     for index, planned in enumerate(planned_runs, start=1):
-        name = f"run_{index}"
-        if _finished(ctx, idea.name, index) is not None and (workspace / name / RECORD_FILE).is_file():
-            records.append(RunRecord.model_validate_json((workspace / name / RECORD_FILE).read_text()))
-            continue
-        if spent:
-            eta = sum(spent) / len(spent) * (len(planned_runs) - index + 1)
-            left = f"about {eta / 60:.0f} min" if eta >= 90 else f"about {eta:.0f} s"
-            ctx.report(f"experiments: {idea.name}: {name} of {len(planned_runs)} starting; {left} left for this "
-                       "idea's runs")
-        started = time.monotonic()
-        record = _run_with_retries(ctx, chat, idea, workspace, index, planned, planned_model, context, records)
-        spent.append(time.monotonic() - started)
+        def attempt_run(index=index, planned=planned):
+            if spent:
+                eta = sum(spent) / len(spent) * (len(planned_runs) - index + 1)
+                left = f"about {eta / 60:.0f} min" if eta >= 90 else f"about {eta:.0f} s"
+                ctx.report(f"experiments: {idea.name}: run_{index} of {len(planned_runs)} starting; {left} left for "
+                           "this idea's runs")
+            started = time.monotonic()
+            record = _run_with_retries(ctx, chat, idea, folder, index, planned, planned_model, context, records)
+            spent.append(time.monotonic() - started)
+            if record is not None:
+                append_atomic(folder / NOTES_FILE, f"## {record.name}: {record.description}\nknob changes: "
+                              f"{json.dumps(record.knob_changes)}\nresults: {_results_text([record])}\n\n")
+            return record
+
+        record = ctx.checkpoint(f"{STAGE}:{idea.name}:run_{index}", RunRecord | None, attempt_run)
         if record is not None:
             records.append(record)
-            with notes.open("a") as journal:
-                journal.write(f"## {name}: {record.description}\nknob changes: {json.dumps(record.knob_changes)}\n"
-                              f"results: {_results_text([record])}\n\n")
     return records
 
 
-def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, planned_model, context, records):
+def _sources(template: Template, folder: Path, records: list[RunRecord]) -> dict[str, str]:
+    """The sources each attempt of the next run starts from: those of the last successful run, else the
+    template's (never a failed attempt's edit, nor anything a run wrote)."""
+    last = next((record.name for record in reversed(records) if record.index > 0), None)
+    origin = folder / CODE_DIR / last if last else template.files_dir()
+    return {name: (origin / name).read_text() for name in editable_files(template)}
+
+
+def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planned_model, context, records):
     from scientist_core.chat import StructuredOutputError
     from scientist_core.models import Message
-    from scientist_core.pipeline.context import RunRecord
 
     template, options = ctx.template, ctx.options
     executor = ctx.plugin("executor")
     limits = run_limits(template, options.quick, ctx.settings)
+    sandbox = folder / SANDBOX_DIR
     name = f"run_{index}"
-    editable = [f for f in (template.experiment_file, template.plot_file) if (workspace / f).is_file()]
-    before = {f: (workspace / f).read_text() for f in editable}  # each attempt edits from here, not from a failure
+    editable = editable_files(template)
+    before = _sources(template, folder, records)  # each attempt edits from here, not from a failure
     problem = ""
     failed: list = []  # configurations that failed: a fix may not repeat one
     baseline = baseline_values(template, options.quick)
     for attempt in range(options.max_tries):
-        _restore(workspace, before)
+        _restore(folder, before)
         changes = planned.knob_changes.model_dump(exclude_none=True)
         failure, problem = problem, ""
         code_changed = False
@@ -195,12 +232,12 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
             coder = ctx.plugin("coder")
             request = CodeRequest(
                 instruction=planned.code_change, files=editable,
-                read_only=[f for f in ("notes.txt",) if (workspace / f).is_file()], idea=idea, run=name,
+                read_only=[f for f in (NOTES_FILE,) if (folder / f).is_file()], idea=idea, run=name,
                 budget=f"run {index} of at most {options.max_runs}, attempt {attempt + 1} of {options.max_tries}",
                 command=" ".join(template.experiment_command(name)), knob_changes=changes,
                 previous_results=_results_text(records), failure=failure)
-            change = coder.apply(workspace, request, chat)
-            ctx.store.add_artifact(ctx.run_id, "code_change", workspace / template.experiment_file,
+            change = coder.apply(folder, request, chat)
+            ctx.store.add_artifact(ctx.run_id, "code_change", folder / template.experiment_file,
                                    {"idea": idea.name, "run": index, "attempt": attempt, "ok": change.ok,
                                     "coder": coder.name, "files": change.files_edited, "diff": change.diff,
                                     "message": change.message, "usage": change.usage.model_dump()})
@@ -213,13 +250,17 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
             except ExperimentError as exc:
                 problem = exc.message
         if not problem:
-            outcome = execute_run(template, workspace, name, knobs, executor, limits, ctx.store, ctx.run_id,
-                                  idea.name, index, attempt, on_output=ctx.run_status(idea.name, name))
+            sources = {f: (folder / f).read_text() for f in editable}
+            for file_name, text in sources.items():  # the run gets the host's sources, over whatever is there
+                write_into(sandbox, file_name, text)
+            outcome = execute_run(template, sandbox, name, knobs, executor, limits, ctx.store, ctx.run_id,
+                                  idea.name, index, log_dir=folder / LOGS_DIR / name, attempt=attempt,
+                                  on_output=ctx.run_status(idea.name, name))
             if outcome.ok:
                 record = RunRecord(index=index, name=name, description=planned.description, knob_changes=changes,
                                    code_changed=code_changed, results=outcome.results)
-                shutil.copy2(workspace / template.experiment_file, workspace / name / template.experiment_file)
-                (workspace / name / RECORD_FILE).write_text(record.model_dump_json(indent=2))
+                for file_name, text in sources.items():
+                    write_atomic(folder / CODE_DIR / name / file_name, text)
                 what = planned.description if code_changed else describe_changes(changes, baseline)  # the record's
                 ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
                            f"({what}): {_headline(record, template.primary_metric)}")
@@ -228,9 +269,8 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
             problem = f"{outcome.problem}; stderr ends with:\n{tail}" if tail else f"{outcome.problem} (no stderr)"
         if code_changed or not wants_code_change(getattr(planned, "code_change", "")):
             failed.append(planned)  # this configuration ran or was checked; one whose code change failed may repeat
-        with (workspace / "notes.txt").open("a") as journal:
-            journal.write(f"## {name} attempt {attempt + 1} failed: {planned.description}\n"
-                          f"knob changes: {describe_changes(changes, baseline)}\n{problem}\n\n")
+        append_atomic(folder / NOTES_FILE, f"## {name} attempt {attempt + 1} failed: {planned.description}\n"
+                      f"knob changes: {describe_changes(changes, baseline)}\n{problem}\n\n")
         ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed ({describe_changes(changes, baseline)}"
                    f"): {failure_line(problem)}")
         if attempt + 1 == options.max_tries:
@@ -247,7 +287,7 @@ def _run_with_retries(ctx, chat, idea, workspace: Path, index: int, planned, pla
         except StructuredOutputError as exc:
             ctx.report(f"experiments: {idea.name}: no usable fix for {name} ({exc.message})")
             break
-    _restore(workspace, before)  # the run failed: the next one starts from the code that last worked
+    _restore(folder, before)  # the run failed: the next one starts from the code that last worked
     return None
 
 
@@ -260,8 +300,9 @@ def failure_line(problem: str) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1][:300]}"
 
 
-def _restore(workspace: Path, contents: dict[str, str]) -> None:
+def _restore(folder: Path, contents: dict[str, str]) -> None:
+    """Put the host's sources back in the idea's folder where an edit changed them."""
     for name, text in contents.items():
-        path = workspace / name
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+        path = folder / name
+        if path.is_symlink() or not path.is_file() or path.read_text() != text:
+            write_atomic(path, text)

@@ -82,39 +82,50 @@ def _reflect(chat, messages: list[Message], idea: Idea, rounds: int, schema: typ
     return idea
 
 
-def generate_ideas(ctx: RunContext, total: int | None = None) -> list[Idea]:
-    """The run's ideas, generating the missing ones up to `total` (default: num_ideas); those already in the
-    store (a resumed run, or earlier ideas) are kept and returned first."""
-    ideas = [Idea.model_validate(row["data"]) for row in ctx.store.ideas(ctx.run_id)]
+def generate_ideas(ctx: RunContext, total: int | None = None, known: list[Idea] = (),
+                   label: str = STAGE) -> list[Idea]:
+    """The run's ideas so far (`known`) and new ones up to `total` (default: num_ideas), each new idea a
+    checkpoint `<label>:<number>` so that a resumed run keeps those it had."""
+    ideas = list(known)
     chat = ctx.chat(STAGE)
     schema, reflection_schema = idea_schemas(ctx)
     while len(ideas) < (total or ctx.options.num_ideas):
-        taken = {entry["idea"]["Name"] for entry in load_archive(ctx)} | {idea.name for idea in ideas}
-        messages = _messages(ctx, ideas)
-        idea = None
-        for _ in range(NAME_TRIES):
-            try:
-                candidate = _reflect(chat, messages, chat.ask_structured(messages, schema), ctx.options.reflections,
-                                     reflection_schema)
-                candidate = Idea.model_validate(candidate.model_dump(by_alias=True))
-            except StructuredOutputError as exc:
-                ctx.report(f"ideas: an unusable answer was dropped ({exc.message})")
-                continue
-            if candidate.name not in taken:
-                idea = candidate
-                break
-            messages = [*messages, Message(role="assistant", content=candidate.model_dump_json(by_alias=True)),
-                        Message(role="user", content=f"The name {candidate.name!r} is taken; propose a different idea.")]
-        if idea is None:
-            idea = _seed_idea(ctx, schema, taken)
+        idea = ctx.checkpoint(f"{label}:{len(ideas) + 1}", Idea | None,
+                              lambda: _new_idea(ctx, chat, schema, reflection_schema, ideas))
         if idea is None:
             ctx.report(f"ideas: gave up after {NAME_TRIES} tries; continuing with {len(ideas)} idea(s)")
             break
+        ideas.append(idea)
+    return ideas
+
+
+def _new_idea(ctx: RunContext, chat, schema: type[Idea], reflection_schema: type[BaseModel],
+              ideas: list[Idea]) -> Idea | None:
+    """One idea unlike `ideas` and the archive's, stored with the run and in the archive; None when the model
+    gave none in NAME_TRIES tries and no seed idea is left."""
+    taken = {entry["idea"]["Name"] for entry in load_archive(ctx)} | {idea.name for idea in ideas}
+    messages = _messages(ctx, ideas)
+    idea = None
+    for _ in range(NAME_TRIES):
+        try:
+            candidate = _reflect(chat, messages, chat.ask_structured(messages, schema), ctx.options.reflections,
+                                 reflection_schema)
+            candidate = Idea.model_validate(candidate.model_dump(by_alias=True))
+        except StructuredOutputError as exc:
+            ctx.report(f"ideas: an unusable answer was dropped ({exc.message})")
+            continue
+        if candidate.name not in taken:
+            idea = candidate
+            break
+        messages = [*messages, Message(role="assistant", content=candidate.model_dump_json(by_alias=True)),
+                    Message(role="user", content=f"The name {candidate.name!r} is taken; propose a different idea.")]
+    if idea is None:
+        idea = _seed_idea(ctx, schema, taken)
+    if idea is not None:
         ctx.store.add_idea(ctx.run_id, idea.name, idea.model_dump(by_alias=True))
         save_to_archive(ctx, idea)
-        ideas.append(idea)
         ctx.report(f"ideas: {idea.name}: {idea.title}")
-    return ideas
+    return idea
 
 
 def _seed_idea(ctx: RunContext, schema: type[Idea], taken: set[str]) -> Idea | None:

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scientist_core.untrusted import write_atomic
+
 if TYPE_CHECKING:
     from scientist_core.pipeline.context import RunContext
 
@@ -89,8 +91,7 @@ def record_machine_facts(ctx: RunContext) -> dict[str, str]:
     run; the write-up uses the recorded facts, or records them itself when there are none)."""
     facts = machine_facts()
     path = ctx.run_dir / "machine.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(facts, indent=2))
+    write_atomic(path, json.dumps(facts, indent=2))
     ctx.store.add_artifact(ctx.run_id, "machine_facts", path, facts)
     return facts
 

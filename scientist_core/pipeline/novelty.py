@@ -38,12 +38,10 @@ def _describe(papers: list[Paper]) -> str:
 
 
 def check_novelty(ctx: RunContext, idea: Idea) -> bool:
-    """Whether `idea` is novel; a decision already stored (a resumed run) is returned without new calls."""
+    """Whether `idea` is novel, after at most novelty_rounds searches; the queries, results and decision are
+    stored with the idea."""
     from scientist_core.searcher import search_with_fallback
 
-    stored = next(row for row in ctx.store.ideas(ctx.run_id) if row["name"] == idea.name)
-    if stored["novel"] is not None:
-        return bool(stored["novel"])
     chat = ctx.chat(STAGE)
     searchers = ctx.searchers()
     messages = [

@@ -6,18 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from scientist_core.models import Idea
-from scientist_core.pipeline.context import RunContext
 from scientist_core.pipeline.archive import save_to_archive
+from scientist_core.pipeline.context import RunContext
 from scientist_core.reviewer import ReviewResult
+from scientist_core.untrusted import write_atomic
 
 STAGE = "review"
 
 
-def review_paper(ctx: RunContext, idea: Idea, workspace: Path, pdf: Path, name: str = "review") -> ReviewResult:
+def review_paper(ctx: RunContext, idea: Idea, pdf: Path, name: str = "review") -> ReviewResult:
+    """Review the paper `pdf` of `idea`; the review is kept as <idea folder>/<name>.json."""
     reviewer = ctx.plugin("reviewer")
     result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"))
-    path = workspace / f"{name}.json"
-    path.write_text(result.model_dump_json(by_alias=True, indent=2))
+    path = ctx.idea_dir(idea) / f"{name}.json"
+    write_atomic(path, result.model_dump_json(by_alias=True, indent=2))
     ctx.store.add_artifact(ctx.run_id, name, path, {"idea": idea.name, "overall": result.review.overall,
                                                     "decision": result.review.decision})
     save_to_archive(ctx, idea, review_overall=result.review.overall, paper=str(pdf))

@@ -18,15 +18,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from scientist_core.errors import ScientistError
-from scientist_core.executor import LOG_DIR_NAME
 from scientist_core.models import Idea
-from scientist_core.pipeline.context import RunContext, RunOptions, configured_plugin, new_run_id
+from scientist_core.pipeline.context import (LOGS_DIR, NOTES_FILE, RunContext, RunOptions, configured_plugin,
+                                            new_run_id)
 from scientist_core.pipeline.execution import contained, probe_isolation, run_limits, uncontained
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
 
-IDEA_STAGES = ("novelty", "experiments", "plots", "writeup", "review")
 NO_RUN_SUCCEEDED = "no experiment run succeeded"
 
 
@@ -151,8 +150,7 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
     ctx = RunContext(run_id=run_id, run_dir=run_dir, options=options, settings=settings, host=host, store=store,
                      template=template, report=report, status=status or (lambda message: None))
     try:
-        ideas = _stage(ctx, "ideas", lambda: [i.model_dump(by_alias=True) for i in generate_ideas(ctx)])
-        ideas = [Idea.model_validate(item) for item in ideas]
+        ideas = ctx.checkpoint("ideas", list[Idea], lambda: generate_ideas(ctx), stage=True)
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             summaries = list(pool.map(lambda idea: _process_idea(ctx, idea), ideas))
             summaries += _fresh_ideas(ctx, pool, ideas, [s for s in summaries if s.runs_failed])
@@ -193,8 +191,9 @@ def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],
         known = len(ideas)
         ctx.report(f"ideas: {len(replaced)} fresh idea(s) in place of {', '.join(s.name for s in replaced)} "
                    f"({fresh} of at most {ctx.options.fresh_ideas})")
-        new = [Idea.model_validate(item) for item in _stage(ctx, f"ideas:fresh-{fresh}", lambda: [
-            i.model_dump(by_alias=True) for i in generate_ideas(ctx, known + len(replaced))[known:]])]
+        stage = f"ideas:fresh-{fresh}"
+        new = ctx.checkpoint(stage, list[Idea], lambda: generate_ideas(ctx, known + len(replaced), ideas, stage)[known:],
+                             stage=True)
         for summary, idea in itertools.zip_longest(replaced, new):
             summary.problem += f"; replaced by the fresh idea {idea.name}" if idea else "; no fresh idea came"
         ideas += new
@@ -204,76 +203,55 @@ def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],
     return summaries
 
 
-def _stage(ctx: RunContext, name: str, work: Callable[[], Any]) -> Any:
-    """Run `work` as stage `name` unless it finished before; its JSON outcome is kept for resume."""
-    saved = ctx.run_dir / ".stages" / f"{name.replace(':', '--')}.json"
-    if saved.is_file() and any(s["name"] == name and s["status"] == "done" for s in ctx.store.stages(ctx.run_id)):
-        return json.loads(saved.read_text())
-    ctx.store.start_stage(ctx.run_id, name)
-    ctx.report(f"{name}: started")
-    try:
-        outcome = work()
-    except BaseException as exc:
-        detail = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
-        ctx.store.finish_stage(ctx.run_id, name, "failed", detail)
-        raise
-    saved.parent.mkdir(exist_ok=True)
-    saved.write_text(json.dumps(outcome, default=str))
-    ctx.store.finish_stage(ctx.run_id, name, "done")
-    return outcome
-
-
 def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
     """One idea from novelty to review; a ScientistError ends the idea (recorded), not the run."""
     from scientist_core.chat import BudgetExceeded
+    from scientist_core.pipeline.archive import save_to_archive
     from scientist_core.pipeline.context import Figure, RunRecord
     from scientist_core.pipeline.experiments import run_experiments
-    from scientist_core.pipeline.archive import save_to_archive
     from scientist_core.pipeline.novelty import check_novelty
     from scientist_core.pipeline.plots import make_plots
     from scientist_core.pipeline.review import review_paper
     from scientist_core.pipeline.writeup import write_paper
+    from scientist_core.reviewer import ReviewResult
+    from scientist_core.writer import WriteupResult
 
     ctx = ctx.for_idea(idea)
     summary = IdeaSummary(name=idea.name, title=idea.title)
-    workspace = ctx.idea_dir(idea)
     key = idea.name
     try:
         if ctx.options.skip_novelty:
             summary.novel = None
         else:
-            summary.novel = _stage(ctx, f"novelty:{key}", lambda: check_novelty(ctx, idea))
+            summary.novel = ctx.checkpoint(f"novelty:{key}", bool, lambda: check_novelty(ctx, idea), stage=True)
             if not summary.novel and ctx.options.novelty_gate:
                 summary.problem = "not novel"
                 return summary
-        if not workspace.exists():
-            ctx.template.prepare_workspace(workspace)
-        records = [RunRecord.model_validate(r) for r in _stage(
-            ctx, f"experiments:{key}", lambda: [r.model_dump(mode="json") for r in run_experiments(ctx, idea, workspace)])]
+        records = ctx.checkpoint(f"experiments:{key}", list[RunRecord], lambda: run_experiments(ctx, idea),
+                                 stage=True)
         summary.runs_done = len(records) - 1
         if summary.runs_done == 0:
-            summary.problem = _no_run_problem(ctx, idea, workspace)
+            summary.problem = _no_run_problem(ctx, idea)
             save_to_archive(ctx, idea, failure="none of its runs succeeded")
             return summary
-        figures = [Figure.model_validate(f) for f in _stage(
-            ctx, f"plots:{key}", lambda: [f.model_dump(mode="json") for f in make_plots(ctx, idea, workspace, records)])]
-        paper = _stage(ctx, f"writeup:{key}",
-                       lambda: write_paper(ctx, idea, workspace, records, figures).model_dump(mode="json"))
-        summary.paper = paper.get("pdf_path")
-        if not summary.paper:
-            summary.problem = "the paper did not compile: " + "; ".join(paper.get("problems", []))[:300]
+        figures = ctx.checkpoint(f"plots:{key}", list[Figure], lambda: make_plots(ctx, idea, records), stage=True)
+        paper = ctx.checkpoint(f"writeup:{key}", WriteupResult, lambda: write_paper(ctx, idea, records, figures),
+                               stage=True)
+        summary.paper = str(paper.pdf_path) if paper.pdf_path else None
+        if paper.pdf_path is None:
+            summary.problem = "the paper did not compile: " + "; ".join(paper.problems)[:300]
             return summary
-        review = _stage(ctx, f"review:{key}",
-                        lambda: review_paper(ctx, idea, workspace, Path(summary.paper)).model_dump(mode="json", by_alias=True))
+        review = ctx.checkpoint(f"review:{key}", ReviewResult, lambda: review_paper(ctx, idea, paper.pdf_path),
+                                stage=True)
         if ctx.options.improve:
-            improved = _stage(ctx, f"improve:{key}", lambda: write_paper(
-                ctx, idea, workspace, records, figures, feedback=json.dumps(review["review"])).model_dump(mode="json"))
-            if improved.get("pdf_path"):
-                summary.paper = improved["pdf_path"]
-                review = _stage(ctx, f"review-improved:{key}", lambda: review_paper(
-                    ctx, idea, workspace, Path(summary.paper), name="review_improved").model_dump(mode="json", by_alias=True))
-        summary.overall = review["review"]["Overall"]
-        summary.decision = review["review"]["Decision"]
+            improved = ctx.checkpoint(f"improve:{key}", WriteupResult, lambda: write_paper(
+                ctx, idea, records, figures, feedback=json.dumps(review.review.model_dump(mode="json", by_alias=True))), stage=True)
+            if improved.pdf_path is not None:
+                summary.paper = str(improved.pdf_path)
+                review = ctx.checkpoint(f"review-improved:{key}", ReviewResult, lambda: review_paper(
+                    ctx, idea, improved.pdf_path, name="review_improved"), stage=True)
+        summary.overall = review.review.overall
+        summary.decision = review.review.decision
     except BudgetExceeded:
         raise
     except ScientistError as exc:
@@ -285,7 +263,7 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
     return summary
 
 
-def _no_run_problem(ctx: RunContext, idea: Idea, workspace: Path) -> str:
+def _no_run_problem(ctx: RunContext, idea: Idea) -> str:
     """What happened to an idea none of whose runs succeeded, and what to do, in one line."""
     attempts = [row for row in ctx.store.experiments(ctx.run_id)
                 if row["idea"] == idea.name and row["run_index"] > 0 and row["status"] == "failed"]
@@ -293,5 +271,6 @@ def _no_run_problem(ctx: RunContext, idea: Idea, workspace: Path) -> str:
     tried = f"{len(attempts)} failed attempt(s)" + (f", the last: {last[:160]}" if last else "")
     if not attempts:
         tried = "the model gave no usable plan"
-    return (f"{NO_RUN_SUCCEEDED} ({tried}); see {workspace / 'notes.txt'} and the logs in "
-            f"{workspace / LOG_DIR_NAME}; a stronger model (--model) or more tries (--max-tries) may help")
+    folder = ctx.idea_dir(idea)
+    return (f"{NO_RUN_SUCCEEDED} ({tried}); see {folder / NOTES_FILE} and the logs in "
+            f"{folder / LOGS_DIR}; a stronger model (--model) or more tries (--max-tries) may help")

@@ -107,8 +107,8 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
     assert item.problem == "" and item.runs_done == 1 and item.paper and Path(item.paper).is_file(), progress
     print("\n".join(progress))  # where the time went (pytest -s)
     workspace = summary.run_dir / "gelu_denoiser"
-    assert "nn.GELU()" in (workspace / "run_1" / "experiment.py").read_text()  # the code that produced run_1
-    record = json.loads((workspace / "run_1" / "run_record.json").read_text())
+    assert "nn.GELU()" in (workspace / "code" / "run_1" / "experiment.py").read_text()  # the code that produced run_1
+    record = json.loads((summary.run_dir / ".stages" / "experiments--gelu_denoiser--run_1.json").read_text())
     assert record["code_changed"] is True and record["knob_changes"] == {"steps": 1000}
     store = Store.open_existing(load_settings().store_path)
     first, second = [a["meta"] for a in store.artifacts(summary.run_id) if a["kind"] == "code_change"]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, create_model
 
 from scientist_core import (
     LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, RunContext, RunRecord, StructuredOutputError,
-    Writer, WriteupResult, describe_changes, facts_for_run, measures_time,
+    Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
 )
 from scientist_literature.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_paper.checks import (
@@ -952,7 +952,7 @@ class _Writer:
         final: Path | None = None
         if pdf is not None:
             final = self.workspace / f"{self.idea.name}{'-improved' if self.feedback else ''}.pdf"
-            shutil.copyfile(pdf, final)
+            copy_out(pdf.parent, pdf.name, final)  # the compile ran model-written TeX: take the PDF back as output
             self.ctx.store.add_artifact(self.ctx.run_id, "paper", final, {
                 "idea": self.idea.name, "title": self.title, "citations": len(self.cited()),
                 "fix_rounds": self.fix_rounds_used, "problems": self.problems, "improved": bool(self.feedback)})

@@ -1,0 +1,127 @@
+"""Resume trusts no half-written record (issue 16, part 6): a run is stopped during its write-up, one of its
+saved outcomes is cut at a random offset (as a crash in the middle of a write would leave it, were writes not
+atomic), and `resume` finishes the run, doing again only the part whose record was cut."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+
+import pytest
+
+from scientist_core.pipeline.context import RunOptions, checkpoint_file
+from scientist_core.pipeline.run import resume_run, start_run
+from scientist_core.settings import load_settings
+from tests.pipeline_script import script_full_run
+
+pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
+
+IDEA = "wider_hidden_layers"
+
+
+class Crash(BaseException):
+    """Stands in for a kill: not an Exception, so nothing in the pipeline may catch it."""
+
+
+def crash(call):
+    raise Crash("killed during the write-up")
+
+
+def options() -> RunOptions:
+    return RunOptions(template="example", num_ideas=1, reflections=2, novelty_rounds=3, max_runs=2, max_tries=2,
+                      citation_rounds=1, quick=True)
+
+
+def executed(store, run_id) -> list[tuple[str, int]]:
+    """(idea, run index) of every experiment that ran to the end, cached baselines included."""
+    return [(row["idea"], row["run_index"]) for row in store.experiments(run_id) if row["status"] == "done"]
+
+
+PLAN = {"runs": [
+    {"description": "double the hidden size", "knob_changes": {"hidden_size": 64}, "code_change": ""},
+    {"description": "a tenth of the learning rate", "knob_changes": {"learning_rate": 0.001}, "code_change": ""}]}
+# the record cut -> (extra answers the part done again asks for, the runs it executes again); a step's record
+# (one experiment run, the plan) is read when its stage is done again, so the stage's own record is cut too
+CASES = {
+    "ideas": ({}, []),
+    f"novelty:{IDEA}": ({"NoveltyStep": [{"thought": "again", "action": "novel", "query": ""}] * 2,
+                         "NoveltyDecision": [{"thought": "again", "novel": True}]}, []),
+    f"experiments:{IDEA}": ({}, []),
+    f"experiments:{IDEA}:plan": ({"ExperimentPlan": [PLAN]}, []),
+    f"experiments:{IDEA}:run_1": ({}, [(IDEA, 1)]),
+    f"plots:{IDEA}": ({"FigureNotes": [{"figures": []}]}, []),
+}
+
+
+def cut(saved, seed: str) -> None:
+    """Keep `saved` up to a random offset, the same on every machine."""
+    data = saved.read_bytes()
+    saved.write_bytes(data[:random.Random(seed).randrange(1, len(data))])
+
+
+@pytest.mark.parametrize("record", list(CASES))
+def test_a_cut_record_is_done_again_and_nothing_else(configured, plugin_host, fake_llm, record):
+    from scientist_core.store import Store
+
+    script_full_run(fake_llm, ideas=(IDEA,))
+    fake_llm.by_schema["SectionText"].appendleft(crash)
+    with pytest.raises(Crash):
+        start_run(load_settings(), plugin_host, options(), report=lambda line: None)
+    store = Store.open_existing(load_settings().store_path)
+    run = store.latest_run()
+    before = executed(store, run["id"])
+
+    run_dir = load_settings().out_dir.resolve() / run["id"]
+    stage = ":".join(record.split(":")[:2])
+    for name in dict.fromkeys((record, stage)):
+        cut(checkpoint_file(run_dir, name), name)
+    extra, again = CASES[record]
+    for schema, replies in extra.items():
+        fake_llm.answer(schema, *replies)
+    calls = len(fake_llm.history)
+    lines: list[str] = []
+    summary = resume_run(load_settings(), plugin_host, run["id"], report=lines.append)
+
+    (item,) = summary.ideas
+    assert item.problem == "" and item.paper and item.overall == 5, lines
+    assert f"{record}: its saved outcome is unreadable, so it is done again" in lines
+    assert sorted(executed(store, run["id"])) == sorted(before + again)
+    assert store.run(run["id"])["status"] == "done"
+    redone = {call.schema.__name__ for call in fake_llm.history[calls:] if call.schema is not None}
+    assert set(extra) & redone if extra else True, "the part done again made no model call"
+
+
+def test_a_cut_idea_archive_is_set_aside_and_the_run_goes_on(configured, plugin_host, fake_llm):
+    settings = load_settings()
+    archive = settings.data_dir / "archive" / "example.json"
+    archive.parent.mkdir(parents=True)
+    archive.write_text('[{"idea": {"Name": "older_idea", "Title": "An older idea"}, "run_id": "r0"}, {"idea"')
+    script_full_run(fake_llm, ideas=(IDEA,))
+    lines: list[str] = []
+    summary = start_run(settings, plugin_host, options(), report=lines.append)
+    assert summary.ideas[0].paper and any("idea archive" in line and "unreadable" in line for line in lines)
+    assert archive.with_name("example.json.unreadable").read_text().startswith('[{"idea": {"Name": "older_idea"')
+    assert [entry["idea"]["Name"] for entry in json.loads(archive.read_text())] == [IDEA]
+
+
+def test_concurrent_archive_updates_lose_no_entry(configured, plugin_host):
+    """--workers: ideas finish at once, each adding to the template's archive; every entry survives."""
+    from scientist_core.models import Idea
+    from scientist_core.pipeline.archive import load_archive, save_to_archive
+    from scientist_core.pipeline.context import RunContext
+    from scientist_core.store import Store
+
+    settings = load_settings()
+    ctx = RunContext(run_id="r", run_dir=settings.out_dir, options=options(), settings=settings, host=plugin_host,
+                     store=Store(settings.store_path), template=plugin_host.create("template", "example"))
+    ideas = [Idea.model_validate({"Name": f"idea_{n}", "Title": f"Idea {n}", "Experiment": "x",
+                                  "Interestingness": 5, "Feasibility": 5, "Novelty": 5}) for n in range(24)]
+    threads = [threading.Thread(target=save_to_archive, args=(ctx, idea), kwargs={"review_overall": 4})
+               for idea in ideas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(entry["idea"]["Name"] for entry in load_archive(ctx)) == sorted(idea.name for idea in ideas)
