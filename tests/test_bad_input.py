@@ -25,8 +25,8 @@ import pytest
 from scientist_core.store import Store
 from scientist_core.testing.fake_openai import FakeOpenAIServer
 from tests.helpers import SCIENTIST, run_cli
-from tests.pipeline_script import GOOD_REVIEW
-from tests.test_pipeline_kill import settings_text  # the loopback model, one review per paper
+from tests.pipeline_script import GOOD_REVIEW, script_full_run
+from tests.test_pipeline_kill import SchemaQueues, settings_text  # the loopback model, one review per paper
 
 UNMAKEABLE = Path("/proc/forbidden/out")  # not even root can make a folder in /proc
 PAPER_TEXT = "We widen a small MLP on toy data and measure its validation accuracy. " * 30
@@ -268,6 +268,30 @@ def test_a_disk_that_fills_during_a_review(place, model_server, small_disk, fini
              alone=False)
     (small_disk / "filler").unlink()
     still_there(place, finished_baseline)
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
+def test_a_disk_that_fills_during_a_run_keeps_the_finished_stages(place, model_server, small_disk):
+    """The disk fills when the write-up asks for its first text: the experiments before it stay recorded."""
+    answers = SchemaQueues()
+    script_full_run(answers, ideas=("wider_hidden_layers",))
+
+    def fill_at_the_writeup(request):
+        if request.json["response_format"]["json_schema"]["name"] == "TitleAbstract":
+            fill(small_disk)
+        return answers(request)
+
+    model_server.responder = fill_at_the_writeup
+    out = small_disk / "out"
+    result = scientist(place, "run", "example", "--quick", "--num-ideas", "1", "--max-runs", "2", "--out", str(out))
+    one_line(result, small_disk, alone=False)
+    (small_disk / "filler").unlink()
+    logs = json.loads(scientist(place, "logs", "--out", str(out), "--json").stdout)
+    done = {stage["name"] for stage in logs["stages"] if stage["status"] == "done"}
+    assert {"ideas", "novelty:wider_hidden_layers", "experiments:wider_hidden_layers"} <= done
+    run_dir = Path(logs["run"]["workdir"])
+    assert all((run_dir / "wider_hidden_layers" / f"run_{index}" / "final_info.json").is_file() for index in range(3))
+    assert logs["total"]["calls"] > 0  # the ledger of what was paid for
 
 
 def test_a_disk_that_fills_during_a_benchmark_keeps_the_finished_reviews(place, model_server, small_disk):

@@ -101,7 +101,8 @@ def exec_command(
         raise _fail(f"invalid limits: {problems}") from None
     if workdir is not None and not workdir.is_dir():
         what = "is a file, not a folder" if workdir.exists() else "does not exist"
-        raise _fail(f"work folder {workdir} {what}", "give a folder that exists, or leave out --workdir for a fresh one")
+        raise _fail(f"work folder {workdir} {what}",
+                    "give a folder that exists, or leave out --workdir for a fresh one")
     if log_dir is not None:  # checked here, so that nothing runs whose logs could not be kept
         try:
             writable_folder(log_dir, "the log folder (--log-dir)")
