@@ -15,8 +15,8 @@ from typing import Any
 from scientist_core.coder import CodeRequest, Coder
 from scientist_core.compiler import Compiler
 from scientist_core.component import Config
-from scientist_core.errors import (ExperimentError, PluginError, SandboxError, ScientistError, SettingsError,
-                                   first_problem)
+from scientist_core.errors import (ExperimentError, PathError, PluginError, SandboxError, ScientistError,
+                                   SettingsError, StoreError, first_problem)
 from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
@@ -41,6 +41,7 @@ _ON_FIRST_USE = {
     "describe_changes": "scientist_core.pipeline.plans",
     "get_host": "scientist_core.plugins",
     "load_settings": "scientist_core.settings",
+    **dict.fromkeys(("writable_file", "writable_folder", "writable_outputs"), "scientist_core.paths"),
     "Store": "scientist_core.store",
     **dict.fromkeys(("console", "shown"), "scientist_core.terminal"),
 }
@@ -48,10 +49,11 @@ _ON_FIRST_USE = {
 __all__ = [
     "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config", "DatasetResult",
     "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM", "LOG_DIR_NAME",
-    "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PluginError", "Readiness", "Review",
-    "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited", "SearchUnavailable",
-    "Searcher", "SettingsError", "Template", "UntrustedOutput", "Usage", "WriteupResult", "Writer", "copy_out",
-    "first_problem", "hookimpl", "read_bytes", "search_with_fallback", "write_atomic", "write_into",
+    "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError", "Readiness",
+    "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
+    "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
+    "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
+    "write_atomic", "write_into",
     *sorted(_ON_FIRST_USE),
 ]
 

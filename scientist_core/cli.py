@@ -170,10 +170,13 @@ def baseline(template: str = typer.Argument(..., help="Template name, see `scien
              quick: bool = typer.Option(False, "--quick", help="Quick mode: a short run on a CPU (the template sets how short)."),
              out: Optional[Path] = OutOption) -> None:
     """Run a template's unchanged experiment and print where its final_info.json went."""
+    from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.baseline import run_baseline
     from scientist_core.settings import load_settings
 
-    outcome = run_baseline(_host(), load_settings(out_dir=out), template, quick)
+    settings = load_settings(out_dir=out)
+    writable_outputs(settings)
+    outcome = run_baseline(_host(), settings, template, quick)
     assert outcome.results is not None
     for dataset, result in outcome.results.datasets.items():
         metrics = ", ".join(f"{name}={value:.4g}" for name, value in result.means.items())
@@ -272,6 +275,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
     from pydantic import ValidationError
 
     from scientist_core.errors import SettingsError, first_problem
+    from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.context import RunOptions
     from scientist_core.pipeline.run import start_run
     from scientist_core.settings import load_settings
@@ -287,6 +291,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
     except ValidationError as exc:
         where, what = first_problem(exc)
         raise SettingsError(f"--{where.replace('_', '-')}: {what}", "see `scientist run --help`") from None
+    writable_outputs(settings)
     progress = _ConsoleProgress()
     try:
         summary = start_run(settings, _host(), options, progress.report, progress.status)
@@ -302,13 +307,15 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
                                                "`scientist run --help`)."),
            out: Optional[Path] = OutOption) -> None:
     """Continue a run after a crash, a kill or a spent budget, without redoing finished work."""
+    from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.run import resume_run
     from scientist_core.settings import load_settings
 
+    settings = load_settings(out_dir=out, max_cost=max_cost, coder=coder)
+    writable_outputs(settings, existing_store=True)
     progress = _ConsoleProgress()
     try:
-        summary = resume_run(load_settings(out_dir=out, max_cost=max_cost, coder=coder), _host(), run_id,
-                             progress.report, progress.status)
+        summary = resume_run(settings, _host(), run_id, progress.report, progress.status)
     finally:
         progress.close()
     _print_summary(summary)
@@ -324,16 +331,31 @@ def _add_builtin_subcommands() -> None:
 _add_builtin_subcommands()
 
 
+def _user_error(exc: BaseException) -> ScientistError | None:
+    """The one line for an exception the user can fix: a ScientistError, or an OS error a user fixes (a folder
+    not writable, a file in the way, a full disk; naming the path, or the fullest folder the command checked
+    when the error names none); None for a bug, which keeps its traceback."""
+    if isinstance(exc, ScientistError):
+        return exc
+    if isinstance(exc, OSError):
+        from scientist_core.errors import from_os_error
+        from scientist_core.paths import fullest_folder
+
+        return from_os_error(exc, where=fullest_folder())
+    return None
+
+
 def main() -> None:
-    """Console entry point: plugin commands are added last; a ScientistError becomes one line."""
+    """Console entry point: plugin commands are added last; a user's error becomes one line (_user_error)."""
     debug = bool(os.environ.get("SCIENTIST_DEBUG"))
     try:
         _host().call_commands(app)
         app()
-    except ScientistError as exc:
-        if debug:
+    except Exception as exc:
+        problem = None if debug else _user_error(exc)
+        if problem is None:
             raise
-        typer.echo(f"Error: {visible(exc.one_line())}", err=True)
+        typer.echo(f"Error: {visible(problem.one_line())}", err=True)
         sys.exit(1)
 
 

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
 
 
 def _toml_values(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():
+        raise SettingsError(f"the settings file {path.resolve()} is a folder, not a file",
+                            f"move it away, or name a file in {CONFIG_ENV}")
     if not path.is_file():
         return {}
     try:
@@ -134,7 +137,7 @@ def _toml_values(path: Path) -> dict[str, Any]:
 def load_settings(**flags: Any) -> Settings:
     """Effective settings; `flags` are command-line values (None means: not given)."""
     path = settings_file()
-    if os.environ.get(CONFIG_ENV) and not path.is_file():
+    if os.environ.get(CONFIG_ENV) and not path.exists():
         raise SettingsError(f"{CONFIG_ENV} names {path}, which does not exist", "fix the path or unset it")
     _toml_values(path)  # a syntax error gets a clear line, not pydantic's
     given = {key: value for key, value in flags.items() if value is not None}

@@ -5,6 +5,7 @@ what makes a run resumable and its cost auditable."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scientist_core.errors import StoreError
+from scientist_core.errors import DISK_FULL_HINT, StoreError
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -91,6 +92,56 @@ MIGRATIONS: tuple[str, ...] = (
 JSON_COLUMNS = {"settings", "data", "novelty", "config", "metrics", "execution", "meta", "messages"}
 
 
+_DAMAGED = ("the run store {path} is damaged ({detail})",
+            "move it away (the run folders beside it stay) or choose another --out folder")
+_NOT_WRITABLE = ("cannot write the run store {path} ({detail})",
+                 "make it and its folder writable for you, or choose another --out folder")
+_DISK_FULL = ("no space left on the disk holding the run store {path}", DISK_FULL_HINT)
+# SQLite's primary result code -> (what is wrong, what to do): what a user can fix; any other error (a constraint,
+# an SQL mistake) is a bug and keeps its traceback
+_SQLITE_PROBLEMS = {
+    sqlite3.SQLITE_CORRUPT: _DAMAGED,
+    sqlite3.SQLITE_NOTADB: _DAMAGED,
+    sqlite3.SQLITE_FULL: _DISK_FULL,
+    sqlite3.SQLITE_READONLY: _NOT_WRITABLE,
+    sqlite3.SQLITE_PERM: _NOT_WRITABLE,
+    sqlite3.SQLITE_CANTOPEN: _NOT_WRITABLE,
+    sqlite3.SQLITE_IOERR: ("cannot read or write the run store {path} ({detail})",
+                           "check the disk it is on, or choose another --out folder"),
+    sqlite3.SQLITE_BUSY: ("the run store {path} is locked by another process ({detail})",
+                          "wait for that command to finish, or choose another --out folder"),
+}
+_LOW_ROOM = 1 << 20  # bytes: a write error with less room than this on the store's disk is the disk being full
+
+
+def _store_problem(exc: sqlite3.Error, path: Path) -> StoreError | None:
+    """The one line for an SQLite error on the store at `path` that the user can fix, else None."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    problem = _SQLITE_PROBLEMS.get(code)
+    if problem is None:
+        return None
+    if code == sqlite3.SQLITE_IOERR:  # SQLite reports a full disk while it grows the WAL or its index this way
+        try:
+            stats = os.statvfs(path.parent)
+            problem = _DISK_FULL if stats.f_bavail * stats.f_frsize < _LOW_ROOM else problem
+        except OSError:
+            pass
+    what, hint = problem
+    return StoreError(what.format(path=path, detail=exc), hint)
+
+
+@contextmanager
+def _guarded(path: Path) -> Iterator[None]:
+    """SQLite errors a user can fix (a damaged store, a full disk, no permission) become one StoreError line."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        problem = _store_problem(exc, path)
+        if problem is None:
+            raise
+        raise problem from None
+
+
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
     for key in JSON_COLUMNS & out.keys():
@@ -110,12 +161,13 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._lock = threading.RLock()
-            self._migrate()
+            with _guarded(self.path):
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._lock = threading.RLock()
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}",
                              "move the file away or choose another --out folder") from None
@@ -136,6 +188,14 @@ class Store:
             with self.transaction():
                 self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
+    def verify(self) -> None:
+        """Read every page (SQLite's quick_check): a damaged store is one line before a command starts work."""
+        with self._lock, _guarded(self.path):
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            what, hint = _DAMAGED
+            raise StoreError(what.format(path=self.path, detail=problems[0]), hint)
+
     @property
     def schema_version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -149,11 +209,12 @@ class Store:
         self._db.close()
 
     def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
+        with self._lock, _guarded(self.path):
             return self._db.execute(sql, params)
 
     def _rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-        return [_decode(row) for row in self._execute(sql, params).fetchall()]
+        with self._lock, _guarded(self.path):  # a damaged page may show only while the rows are read
+            return [_decode(row) for row in self._db.execute(sql, params).fetchall()]
 
     # -- runs and stages -----------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def test_newer_schema_refused(tmp_path):
 
 def test_not_a_database(tmp_path):
     (tmp_path / "s.db").write_text("this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="cannot open the run store"):
+    with pytest.raises(StoreError, match=r"is damaged \(file is not a database\)"):
         Store(tmp_path / "s.db")
 
 

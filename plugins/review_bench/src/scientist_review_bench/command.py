@@ -48,7 +48,7 @@ def review_bench(
 ) -> None:
     """Review a labelled set of papers and compare with the human decisions: accuracy, balanced accuracy, F1,
     ROC AUC, FPR, FNR and score correlation, with bootstrap 95% intervals. Resumes where it stopped."""
-    from scientist_core import get_host, load_settings, resolve_model
+    from scientist_core import get_host, load_settings, resolve_model, writable_file, writable_outputs
     from scientist_review_bench.dataset import load_dataset
     from scientist_review_bench.metrics import summarise
     from scientist_review_bench.results import ResultsFile, config_key, run_bench
@@ -65,6 +65,8 @@ def review_bench(
     key = config_key(chosen.name, model_id, chosen.config.model_dump(mode="json"))
     name = dataset.stem if dataset.is_file() else dataset.resolve().name
     results = ResultsFile(results_path or Path(settings.out_dir) / "review-bench" / slug(name) / "results.jsonl")
+    writable_outputs(settings, data_folder=False)  # before any paper is reviewed, the folders its results go to
+    writable_file(results.path, "the results file (--results)")
     cut = getattr(chosen.config, "threshold", None)
 
     cached = sum(1 for r in results.records(key).values() if r.ok and r.id in {p.id for p in papers})

@@ -77,16 +77,20 @@ class ResultsFile:
         line = record.model_dump_json(by_alias=True) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            with self.path.open("a+b") as handle:
+                if handle.tell():  # a write cut short (a full disk, a kill) leaves a partial line: end it first
+                    handle.seek(-1, 2)
+                    line = line if handle.read(1) == b"\n" else "\n" + line
+                handle.write(line.encode("utf-8"))
                 handle.flush()
 
 
 def _fatal(exc: BaseException) -> bool:
-    """Errors that no other paper would escape either: stop the benchmark rather than record them."""
-    from scientist_core import BudgetExceeded, LLMNotReady, NoModelConfigured
+    """Errors that no other paper would escape either: stop the benchmark rather than record them (a run store
+    that cannot be written, e.g. on a full disk, would leave every further paper's calls paid and unrecorded)."""
+    from scientist_core import BudgetExceeded, LLMNotReady, NoModelConfigured, PathError, StoreError
 
-    return isinstance(exc, (BudgetExceeded, LLMNotReady, NoModelConfigured))
+    return isinstance(exc, (BudgetExceeded, LLMNotReady, NoModelConfigured, PathError, StoreError))
 
 
 def run_bench(papers: Sequence[BenchPaper], review: Callable[[str], ReviewResult], results: ResultsFile, key: str,

@@ -59,11 +59,12 @@ def review(
     as_json: JsonFlag = False,
 ) -> None:
     """Review a paper on the NeurIPS form: scores, strengths, weaknesses, questions and a decision."""
-    from scientist_core import Store, get_host, load_settings, new_run_id, open_chat
+    from scientist_core import Store, get_host, load_settings, new_run_id, open_chat, writable_outputs
     from scientist_reviewer.pdf_text import paper_text
 
     settings = load_settings(out_dir=out)
     text = paper_text(paper)  # a bad file fails here, before any model is asked
+    writable_outputs(settings, data_folder=False)  # as does an output folder it could not write the review to
     host = get_host()
     chosen = host.create("reviewer", reviewer or settings.reviewer, settings.reviewers,
                          flags={"ensemble": ensemble, "reflections": reflections, "fewshot": fewshot,

@@ -77,7 +77,7 @@ def exec_command(
     """Run COMMAND in the sandbox; print the ExecutionResult as JSON; exit 0 if it succeeded, else 1."""
     from pydantic import ValidationError
 
-    from scientist_core import Limits, SandboxError
+    from scientist_core import Limits, SandboxError, ScientistError, writable_folder
     from scientist_sandbox.runner import run
 
     fields: dict[str, object] = {"network": network, "require_isolation": require_isolation}
@@ -100,7 +100,14 @@ def exec_command(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid limits: {problems}") from None
     if workdir is not None and not workdir.is_dir():
-        raise _fail(f"work folder {workdir} does not exist", "create it first, or leave out --workdir for a fresh one")
+        what = "is a file, not a folder" if workdir.exists() else "does not exist"
+        raise _fail(f"work folder {workdir} {what}",
+                    "give a folder that exists, or leave out --workdir for a fresh one")
+    if log_dir is not None:  # checked here, so that nothing runs whose logs could not be kept
+        try:
+            writable_folder(log_dir, "the log folder (--log-dir)")
+        except ScientistError as exc:
+            raise _fail(exc.message, exc.hint) from None
     try:
         result = run(command, workdir or _fresh_workdir(), limits, log_dir=log_dir)
     except SandboxError as exc:
