@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from scientist_core.component import Component
 from scientist_core.errors import PluginError
-from scientist_core.models import CodeChange, Idea, Readiness
+from scientist_core.models import CodeChange, Idea
 
 
 class CodeRequest(BaseModel):
@@ -59,15 +59,12 @@ class Coder(Component):
     """Base class of coders. "No edit made" is a failed CodeChange, never a silent success."""
 
     kind: ClassVar[str] = "coder"
+    chosen_by_default: ClassVar[str | None] = "search_replace"
+    chosen_for: ClassVar[str] = "what applies code changes to a run's copy of the template"
 
     def apply(self, workspace: Path, request: CodeRequest, chat: Any) -> CodeChange:
         """Make `request` in `workspace`; `chat` is the run's Chat (its model, ledger and budget)."""
         raise NotImplementedError
-
-    def readiness(self, provider: Any = None, model: str | None = None) -> Readiness:
-        """Whether this coder can work now (installed) and, given the scientist's LLM provider instance and
-        model name, with that model. Checked by `scientist run` before anything is spent."""
-        return Readiness(ready=True)
 
     def install(self, say: Callable[[str], None] = print, force: bool = False) -> None:
         """Install what the coder needs (`scientist coder install NAME`); idempotent."""

@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from scientist_core.component import Component
-from scientist_core.models import CompileResult, Readiness
+from scientist_core.models import CompileResult
 
 
 class Compiler(Component):
     """Base class of LaTeX compilers; `check` lints without compiling (e.g. chktex)."""
 
     kind: ClassVar[str] = "compiler"
-
-    def readiness(self) -> Readiness:
-        return Readiness(ready=True)
+    chosen_by_default: ClassVar[str | None] = "latexmk"
+    chosen_for: ClassVar[str] = "what turns the paper into a PDF"
 
     def check(self, source_dir: Path, main: str) -> list[str]:
         """Warnings a model can fix, one per line; empty when clean."""

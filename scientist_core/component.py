@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scientist_core.errors import SettingsError, first_problem
+
+if TYPE_CHECKING:
+    from scientist_core.models import Readiness
 
 
 class Config(BaseModel):
@@ -25,12 +28,25 @@ class Component:
     kind: ClassVar[str] = "component"
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # on a kind's base class: a kind of which a run uses one plugin gets the setting `<kind>`, naming it
+    # (default: `chosen_by_default`), and the settings derive it from these two (settings.py)
+    chosen_by_default: ClassVar[str | None] = None
+    chosen_for: ClassVar[str] = ""
 
     class Config(Config):
         pass
 
     def __init__(self, config: BaseModel | None = None) -> None:
         self.config = config if config is not None else self.Config()
+
+    def readiness(self, model: str | None = None) -> "Readiness":
+        """Whether this plugin can work now (installed, configured, reachable), asked before anything is spent:
+        by `scientist run`'s pre-flight, `scientist models` and `scientist coder list`. `model` is the model it
+        would work with, where that matters: for an LLM provider its model name, for a coder the scientist's
+        model as provider/name. Say what to do in `detail` when not ready."""
+        from scientist_core.models import Readiness
+
+        return Readiness(ready=True)
 
     @classmethod
     def from_settings(cls, section: dict[str, Any] | None, flags: dict[str, Any] | None = None) -> "Component":

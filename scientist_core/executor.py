@@ -109,6 +109,8 @@ class Executor(Component):
     what the command does: failures and hit limits are reported in the ExecutionResult."""
 
     kind: ClassVar[str] = "executor"
+    chosen_by_default: ClassVar[str | None] = "local"
+    chosen_for: ClassVar[str] = "where runs execute"
 
     def execute(self, command: Sequence[str], workdir: Path, limits: Limits,
                 log_dir: Path | None = None) -> ExecutionResult:

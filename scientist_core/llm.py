@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from scientist_core.component import Component
-from scientist_core.models import Completion, Message, ModelInfo, Readiness
+from scientist_core.models import Completion, Message, ModelInfo
 
 
 class LLM(Component):
@@ -21,10 +21,6 @@ class LLM(Component):
 
     def models(self) -> list[ModelInfo]:
         raise NotImplementedError
-
-    def readiness(self, model: str) -> Readiness:
-        """Whether `model` can answer now: key present, server reachable, weights present."""
-        return Readiness(ready=True)
 
     def complete(
         self,

@@ -35,6 +35,8 @@ class Reviewer(Component):
     """
 
     kind: ClassVar[str] = "reviewer"
+    chosen_by_default: ClassVar[str | None] = "llm"
+    chosen_for: ClassVar[str] = "what reviews the paper"
 
     def review(self, paper_text: str, chat: "Chat") -> ReviewResult:
         raise NotImplementedError

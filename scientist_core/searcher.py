@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from scientist_core.component import Component
 from scientist_core.errors import ScientistError
-from scientist_core.models import Paper, Readiness
+from scientist_core.models import Paper
 
 logger = logging.getLogger("scientist.literature")
 
@@ -56,9 +56,6 @@ class Searcher(Component):
     """Base class of literature searchers; results carry BibTeX built from real metadata."""
 
     kind: ClassVar[str] = "searcher"
-
-    def readiness(self) -> Readiness:
-        return Readiness(ready=True)
 
     def search(self, query: str, limit: int = 10) -> list[Paper]:
         raise NotImplementedError

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from scientist_core.errors import SettingsError, first_problem
@@ -78,8 +78,8 @@ class RunSettings(BaseModel):
 PluginSections = dict[str, dict[str, Any]]
 
 
-class Settings(BaseSettings):
-    """Everything a user can set; `scientist config show` prints the effective values and their source."""
+class _CoreSettings(BaseSettings):
+    """The settings every run has; `Settings` adds those of the plugin kinds."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -87,24 +87,13 @@ class Settings(BaseSettings):
     reviewer_model: str | None = Field(None, description="the reviewer's model, provider/name (default: model)")
     out_dir: Path = Field(Path("scientist-runs"), description="where runs and the run store are written")
     data_dir: Path = Field(default_factory=default_data_dir, description="dataset, model and archive caches")
-    executor: str = Field("local", description="where runs execute")
-    coder: str = Field("search_replace", description="what applies code changes to a run's copy of the template")
-    writer: str = Field("latex", description="what writes the paper")
-    compiler: str = Field("latexmk", description="what turns the paper into a PDF")
-    reviewer: str = Field("llm", description="what reviews the paper")
     searchers_order: list[str] = Field(["semantic_scholar", "openalex", "offline"],
                                        description="literature searchers, tried in order until one answers")
     max_cost: float | None = Field(None, ge=0, description="budget per run in USD; no call may exceed it")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     run: RunSettings = Field(default_factory=RunSettings)
-    templates: PluginSections = Field(default_factory=dict, description="[templates.NAME] sections")
-    llms: PluginSections = Field(default_factory=dict, description="[llms.NAME] sections")
-    searchers: PluginSections = Field(default_factory=dict, description="[searchers.NAME] sections")
-    writers: PluginSections = Field(default_factory=dict, description="[writers.NAME] sections")
-    compilers: PluginSections = Field(default_factory=dict, description="[compilers.NAME] sections")
-    reviewers: PluginSections = Field(default_factory=dict, description="[reviewers.NAME] sections")
-    coders: PluginSections = Field(default_factory=dict, description="[coders.NAME] sections")
-    executors: PluginSections = Field(default_factory=dict, description="[executors.NAME] sections")
+    # and per plugin kind (kinds.py), derived below: `<kind>`, the plugin a run uses, where the kind has one
+    # (executor, coder, writer, compiler, reviewer), and the `[<kind>s.NAME]` sections of every kind
 
     @classmethod
     def settings_customise_sources(
@@ -120,6 +109,21 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.out_dir / "scientist.db"
+
+
+def _kind_fields() -> dict[str, Any]:
+    from scientist_core.kinds import BASE_CLASSES
+
+    fields: dict[str, Any] = {}
+    for kind, base in BASE_CLASSES.items():
+        if base.chosen_by_default is not None:
+            fields[kind] = (str, Field(base.chosen_by_default, description=base.chosen_for))
+        fields[f"{kind}s"] = (PluginSections, Field(default_factory=dict, description=f"[{kind}s.NAME] sections"))
+    return fields
+
+
+Settings = create_model("Settings", __base__=_CoreSettings, __module__=__name__, **_kind_fields())
+Settings.__doc__ = "Everything a user can set; `scientist config show` prints the effective values and their source."
 
 
 def _toml_values(path: Path) -> dict[str, Any]:

@@ -29,10 +29,17 @@ class Writer(Component):
     chat, store, template, options and searchers) and must trace every number of the paper to `runs`."""
 
     kind: ClassVar[str] = "writer"
+    chosen_by_default: ClassVar[str | None] = "latex"
+    chosen_for: ClassVar[str] = "what writes the paper"
 
     def preflight(self, skeleton: Path, compiler: "Compiler", work_dir: Path) -> list[str]:
         """Problems of a template's paper `skeleton` with this `compiler`, found before any money is spent
         (empty: it builds). `work_dir` does not exist yet and is the writer's to use."""
+        return []
+
+    def skeleton_problems(self, skeleton: Path) -> list[str]:
+        """What is wrong with a template's paper skeleton (its prepared `latex/` folder) that shows without
+        compiling it, e.g. a citation its bibliography does not hold; template contract tests ask it."""
         return []
 
     def write(self, ctx: Any, idea: "Idea", workspace: Path, runs: list, figures: list,

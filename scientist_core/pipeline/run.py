@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from scientist_core.errors import ScientistError
+from scientist_core.errors import PathError, ScientistError, StoreError
 from scientist_core.models import Idea
 from scientist_core.pipeline.context import (LOGS_DIR, NOTES_FILE, RunContext, RunOptions, configured_plugin,
                                             new_run_id)
@@ -94,8 +94,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     configured_plugin(host, settings, "reviewer")
     coder = configured_plugin(host, settings, "coder")
     if options.code_changes:  # plans may ask for code edits: the coder must be able to make them with this model
-        provider_name, name = split_model_id(resolve_model(settings, "scientist", options.model, host))
-        readiness = coder.readiness(host.create("llm", provider_name, settings.llms), name)
+        readiness = coder.readiness(resolve_model(settings, "scientist", options.model, host))
         if not readiness.ready:
             raise ScientistError(f"the coder {settings.coder!r} is not ready: {readiness.detail}",
                                  "or choose another coder with --coder (the built-in: search_replace), or "
@@ -158,7 +157,10 @@ def _run_stages(settings, host, store, run_id, run_dir, options, report, status)
         store.set_run_status(run_id, "stopped")
         raise
     except BaseException:
-        store.set_run_status(run_id, "failed")
+        try:
+            store.set_run_status(run_id, "failed")
+        except Exception:  # the store itself may be what failed (a full disk): its error is the one to show
+            pass
         raise
     store.set_run_status(run_id, "done")
     return RunSummary(run_id=run_id, run_dir=run_dir, ideas=summaries, cost_usd=store.total_cost(run_id),
@@ -252,7 +254,7 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
                     ctx, idea, improved.pdf_path, name="review_improved"), stage=True)
         summary.overall = review.review.overall
         summary.decision = review.review.decision
-    except BudgetExceeded:
+    except (BudgetExceeded, PathError, StoreError):  # the run's own limits and records: every idea would stop
         raise
     except ScientistError as exc:
         summary.problem = exc.one_line()

@@ -19,7 +19,6 @@ import ast
 import importlib.metadata
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -271,23 +270,21 @@ def template_contract_problems(template: Template, allowed_imports: set[str], wo
                                 "seed_ideas.json", "latex/template.tex")) if not (workspace / name).is_file()]
     if list(workspace.rglob("__pycache__")):
         problems.append("a prepared workspace holds __pycache__ folders")
-    return problems + _bibliography_problems(workspace / "latex")
+    return problems + _skeleton_problems(workspace / "latex")
 
 
-_CITED = re.compile(r"\\(?:cite[a-zA-Z]*|nocite)\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^{}]*)\}")
-_BIB_KEY = re.compile(r"^\s*@\s*\w+\s*\{\s*([^,\s]+)\s*,", re.MULTILINE)
+def _skeleton_problems(skeleton: Path) -> list[str]:
+    """What the configured writer finds wrong with the prepared skeleton without compiling it (scientist-paper's:
+    a citation its references.bib does not hold); nothing when no writer is installed."""
+    from scientist_core.errors import PluginError
+    from scientist_core.settings import load_settings
 
-
-def _bibliography_problems(skeleton: Path) -> list[str]:
-    """The keys the skeleton's template.tex cites (the default's disclosure cites The AI Scientist) that the
-    template's references.bib does not hold: each would print as "?" in every paper."""
-    main, bib = skeleton / "template.tex", skeleton / "references.bib"
-    tex = re.sub(r"(?<!\\)%[^\n]*", "", main.read_text(errors="replace")) if main.is_file() else ""
-    cited = [key.strip() for keys in _CITED.findall(tex) for key in keys.split(",") if key.strip()]
-    held = set(_BIB_KEY.findall(bib.read_text(errors="replace"))) if bib.is_file() else set()
-    missing = [key for key in dict.fromkeys(cited) if key not in held]
-    return [f"latex/template.tex cites {', '.join(missing)}, which latex/references.bib does not hold"] \
-        if missing else []
+    settings = load_settings()
+    try:
+        writer = get_host().create("writer", settings.writer, settings.writers)
+    except PluginError:
+        return []
+    return writer.skeleton_problems(skeleton)
 
 
 class TemplateContract:

@@ -203,7 +203,7 @@ def test_an_uninstalled_aider_is_one_clear_line(tmp_path, chat, workspace):
 def test_a_model_litellm_cannot_reach_is_not_ready(aider_venv, plugin_host, fake_llm):
     ready = coder(aider_venv).readiness()
     assert ready.ready and AIDER_VERSION in ready.detail
-    not_litellm = coder(aider_venv).readiness(plugin_host.create("llm", "fake"), "scripted")
+    not_litellm = coder(aider_venv).readiness("fake/scripted")
     assert not not_litellm.ready and "fake/scripted" in not_litellm.detail
 
 

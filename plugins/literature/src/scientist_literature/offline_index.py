@@ -304,7 +304,7 @@ class OfflineSearcher(Searcher):
     def _files(self) -> list[Path]:
         return _resolve_sources(self.config.sources)
 
-    def readiness(self) -> Readiness:
+    def readiness(self, model: str | None = None) -> Readiness:
         path = self.index_path()
         try:
             files = self._files()

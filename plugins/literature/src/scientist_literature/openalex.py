@@ -39,7 +39,7 @@ class OpenAlexSearcher(Searcher):
     def _api_key(self) -> str | None:
         return os.environ.get(self.config.api_key_env) or None
 
-    def readiness(self) -> Readiness:
+    def readiness(self, model: str | None = None) -> Readiness:
         """Cheap: no network probe."""
         if self._api_key():
             return Readiness(ready=True, detail=f"API key from {self.config.api_key_env}")

@@ -55,7 +55,7 @@ class SemanticScholarSearcher(Searcher):
     def _api_key(self) -> str | None:
         return os.environ.get(self.config.api_key_env) or None
 
-    def readiness(self) -> Readiness:
+    def readiness(self, model: str | None = None) -> Readiness:
         """Cheap: no network probe. Whether the service answers is learnt by searching (failures fall through)."""
         if self._api_key():
             return Readiness(ready=True, detail=f"API key from {self.config.api_key_env}")

@@ -988,6 +988,19 @@ class LatexWriter(Writer):
     def preflight(self, skeleton: Path, compiler: Any, work_dir: Path) -> list[str]:
         return preflight_latex(skeleton, compiler, work_dir)
 
+    def skeleton_problems(self, skeleton: Path) -> list[str]:
+        """The contract's needs (docs/writeup.md) and the keys its main file cites that its references.bib
+        does not hold: each would print as "?" in every paper."""
+        main, bib = skeleton / MAIN_FILE, skeleton / "references.bib"
+        if not main.is_file():
+            return [f"latex/ has no {MAIN_FILE}"]
+        tex = main.read_text(errors="replace")
+        held = {entry.key for entry in parse_bibtex(bib.read_text(errors="replace"))} if bib.is_file() else set()
+        missing = [key for key in cited_keys(tex) if key not in held]
+        return [f"latex/{MAIN_FILE}: {problem}" for problem in skeleton_problems(tex)] + (
+            [f"latex/{MAIN_FILE} cites {', '.join(missing)}, which latex/references.bib does not hold"]
+            if missing else [])
+
     def write(self, ctx: RunContext, idea: Idea, workspace: Path, runs: list[RunRecord], figures: list[Figure],
               feedback: str | None = None) -> WriteupResult:
         """With `feedback` the paper is revised in `<workspace>/latex-improved/`, from the sections and references

@@ -55,17 +55,20 @@ class AiderCoder(Coder):
 
     # -- readiness and installation ---------------------------------------------------------------------
 
-    def readiness(self, provider: Any = None, model: str | None = None) -> Readiness:
+    def readiness(self, model: str | None = None) -> Readiness:
+        """Installed, and (given the scientist's model as provider/name) able to reach that model."""
         environment = self.environment()
         problem = environment.problem()
         if problem:
             return Readiness(ready=False, detail=problem)
-        if provider is not None:
+        if model is not None:
+            from scientist_core import get_host
             from scientist_litellm import LiteLLMProvider
 
-            if not isinstance(provider, LiteLLMProvider):
+            provider = model.split("/", 1)[0]
+            if not issubclass(get_host().get("llm", provider).cls, LiteLLMProvider):
                 return Readiness(ready=False, detail=(
-                    f"aider reaches models through litellm, and {provider.name}/{model} is not such a model "
+                    f"aider reaches models through litellm, and {model} is not such a model "
                     "(openai, anthropic and ollama models are)"))
         return Readiness(ready=True, detail=f"aider {AIDER_VERSION} in {environment.path}")
 
