@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceeded", "Chat", "LLMError", "LLMNotReady", "LLMTimeout", "MissingAPIKey", "NoModelConfigured",
-    "Price", "RateLimited", "Reservation", "UnpricedModel", "refuse_unpriced", "RetryPolicy", "StructuredOutputError", "TransientLLMError", "estimate_tokens",
-    "extract_json", "parse_retry_after", "redact", "split_model_id",
+    "Price", "RateLimited", "Reservation", "RetryPolicy", "StructuredOutputError", "TransientLLMError",
+    "UnpricedModel", "estimate_tokens", "extract_json", "may_have_been_billed", "parse_retry_after", "redact",
+    "refuse_unpriced", "split_model_id",
 ]
 
 T = TypeVar("T", bound=BaseModel)

@@ -5,11 +5,11 @@ aider runs as a subprocess from its own virtual environment (`scientist coder in
 the experiment file and the plot file (the run's notes.txt alongside, read-only), with the run's scientist
 model reached through litellm: the same provider, endpoint and price as the run's other calls; the key goes
 into aider's environment only. Its prompt holds the change, the idea, which run this is, the results so far
-and, on a retry, why the last attempt failed with the tail of its stderr. aider's endpoint is a loopback budget gate
-(gate.py) that holds each of its requests against `max_cost` before forwarding it and records it as one row
-of the run's LLM ledger; a request the budget cannot hold stops aider, and `apply` raises BudgetExceeded. Edits that did not apply, or no edit at all,
-are a failed CodeChange that goes back to the retry loop; the workspace keeps its files unless aider's edits
-applied.
+and, on a retry, why the last attempt failed with the tail of its stderr. aider's endpoint is a loopback
+budget gate (gate.py) that holds each of its requests against `max_cost` before forwarding it and records it
+as one row of the run's LLM ledger; a request the budget cannot hold stops aider, and `apply` raises
+BudgetExceeded. Edits that did not apply, or no edit at all, are a failed CodeChange that goes back to the
+retry loop; the workspace keeps its files unless aider's edits applied.
 """
 
 from __future__ import annotations
