@@ -32,8 +32,9 @@ from scientist_core.writer import Writer, WriteupResult
 # name -> the module it lives in, imported when the name is first used
 _ON_FIRST_USE = {
     **dict.fromkeys(("BudgetExceeded", "Chat", "LLMError", "LLMNotReady", "LLMTimeout", "MissingAPIKey",
-                     "NoModelConfigured", "Price", "RateLimited", "StructuredOutputError", "TransientLLMError",
-                     "parse_retry_after", "redact"), "scientist_core.chat"),
+                     "NoModelConfigured", "Price", "RateLimited", "Reservation", "StructuredOutputError",
+                     "TransientLLMError", "UnpricedModel", "estimate_tokens", "parse_retry_after", "redact"),
+                    "scientist_core.chat"),
     **dict.fromkeys(("better_direction", "measures_time"), "scientist_core.metrics"),
     **dict.fromkeys(("open_chat", "resolve_model"), "scientist_core.model_choice"),
     **dict.fromkeys(("Figure", "RunContext", "RunRecord", "new_run_id"), "scientist_core.pipeline.context"),

@@ -8,7 +8,12 @@ Every request sent to a provider becomes one row of the run store's LLM ledger (
 tokens, cost, latency, error), failed attempts and repair rounds included. Retries (rate limits, 5xx,
 timeouts, dropped connections) are bounded, back off exponentially with jitter and honour Retry-After.
 Before each request the call's worst-case cost (prompt tokens plus max_tokens at the model's price) is
-checked against `max_cost`: a call that could exceed it is not sent, and BudgetExceeded says how to go on.
+reserved against `max_cost`, and after it the reservation is settled to what the call cost; a call whose
+reservation would take the run past `max_cost` is not sent, and BudgetExceeded says how to go on. With a run
+store the reservation is a row of the store written in one BEGIN IMMEDIATE transaction with the sum it was
+checked against, so threads (an ensemble of reviewers, `--workers`) and processes sharing the store cannot
+overspend together. A call that failed in a way that may have been billed (a timeout, a dropped connection, a
+5xx) is settled at its worst case; a model without a price is refused while `max_cost` is set.
 
 This module imports no provider SDK; providers translate their own errors into the LLMError family below.
 """
@@ -19,6 +24,7 @@ import json
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceeded", "Chat", "LLMError", "LLMNotReady", "LLMTimeout", "MissingAPIKey", "NoModelConfigured",
-    "Price", "RateLimited", "RetryPolicy", "StructuredOutputError", "TransientLLMError", "estimate_tokens",
-    "extract_json", "parse_retry_after", "redact", "split_model_id",
+    "Price", "RateLimited", "Reservation", "RetryPolicy", "StructuredOutputError", "TransientLLMError",
+    "UnpricedModel", "estimate_tokens", "extract_json", "may_have_been_billed", "parse_retry_after", "redact",
+    "refuse_unpriced", "split_model_id",
 ]
 
 T = TypeVar("T", bound=BaseModel)
@@ -94,13 +101,47 @@ class StructuredOutputError(LLMError):
 class BudgetExceeded(ScientistError):
     """The next call could take the run past `max_cost`; it was not sent."""
 
-    def __init__(self, spent: float, limit: float, estimate: float, model: str, run_id: str | None = None) -> None:
-        resume = f" then resume run {run_id}" if run_id else ""
+    def __init__(self, spent: float, limit: float, estimate: float, model: str, run_id: str | None = None,
+                 held: float = 0.0) -> None:
+        resume = f" then `scientist resume {run_id}`" if run_id else ""
+        in_flight = f" (and ${held:.4f} held by calls in flight)" if held > 0 else ""
         super().__init__(
-            f"budget reached: ${spent:.4f} of max_cost ${limit:.4f} spent, and the next call to {model} "
+            f"budget reached: ${spent:.4f} of max_cost ${limit:.4f} spent{in_flight}, and the next call to {model} "
             f"could cost up to ${estimate:.4f}",
             f"raise max_cost (--max-cost, SCIENTIST_MAX_COST or max_cost in scientist.toml){resume}")
-        self.spent, self.limit, self.estimate, self.model = spent, limit, estimate, model
+        self.spent, self.limit, self.estimate, self.model, self.held = spent, limit, estimate, model, held
+
+
+class UnpricedModel(LLMNotReady):
+    """`max_cost` is set and the model has no known price, so no call to it can be held to the budget."""
+
+
+def refuse_unpriced(provider: "LLM", model: str, max_cost: float | None) -> None:
+    """Raise UnpricedModel when `max_cost` is set and `provider` knows no price for `model`; nothing is sent.
+    The hint names the provider's price settings when it has them (the litellm-based providers do)."""
+    if max_cost is None or _price_of(provider, model) is not None:
+        return
+    settings = getattr(getattr(provider, "Config", None), "model_fields", {})
+    if "input_cost_per_million" in settings:
+        fix = (f"set its price in scientist.toml ([llms.{provider.name}] input_cost_per_million and "
+               "output_cost_per_million, USD per 1M tokens)")
+    else:
+        fix = f"the {provider.name} provider has no price setting: choose a priced model"
+    raise UnpricedModel(f"{provider.name}/{model} has no known price, so max_cost ${max_cost:g} cannot be kept",
+                        f"{fix}, or run without max_cost")
+
+
+def _price_of(provider: "LLM", model: str) -> "Price | None":
+    price_of = getattr(provider, "price", None)
+    return price_of(model) if callable(price_of) else None
+
+
+def may_have_been_billed(exc: BaseException) -> bool:
+    """Whether a failed request may still have been billed: it may unless the provider answered that it refused
+    it (HTTP 429 or another 4xx: a RateLimited, or an LLMError that is not transient) or it was never sent."""
+    if isinstance(exc, (RateLimited, LLMNotReady)):
+        return False
+    return isinstance(exc, TransientLLMError) or not isinstance(exc, LLMError)
 
 
 class NoModelConfigured(ScientistError):
@@ -118,6 +159,24 @@ class Price:
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
         return tokens_in * self.input_per_token + tokens_out * self.output_per_token
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A call's worst-case cost, held against the budget until the call is settled; `id` is the store's row
+    (None for a chat without a run, whose holds live in memory)."""
+
+    worst_case: float
+    id: int | None = None
+
+
+class _LocalBudget:
+    """Spending and holds of a chat without a run (shared by its copies, as the reviewers' forks are)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spent = 0.0
+        self.held = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,7 +376,7 @@ class Chat:
         self.schema_in_prompt = schema_in_prompt
         self.sleep = sleep
         self._rng = random.Random(seed)
-        self._spent = 0.0
+        self._local = _LocalBudget()
         self.usage = Usage()          # what this chat's calls used, all attempts together
         self.last: Completion | None = None
 
@@ -328,15 +387,18 @@ class Chat:
     # -- money -----------------------------------------------------------------------------------------
 
     @property
+    def _in_store(self) -> bool:
+        return self.store is not None and self.run_id is not None
+
+    @property
     def spent(self) -> float:
         """USD spent so far by the run (from the store) or, without a run, by this chat."""
-        if self.store is not None and self.run_id is not None:
+        if self._in_store:
             return self.store.total_cost(self.run_id)
-        return self._spent
+        return self._local.spent
 
     def price(self) -> Price | None:
-        price_of = getattr(self.provider, "price", None)
-        return price_of(self.model) if callable(price_of) else None
+        return _price_of(self.provider, self.model)
 
     def count_tokens(self, messages: Sequence[Message], schema: type[BaseModel] | None = None) -> int:
         counter = getattr(self.provider, "count_tokens", None)
@@ -356,56 +418,90 @@ class Chat:
             return 0.0
         return price.cost(self.count_tokens(messages, schema), max_tokens or self.max_tokens)
 
-    def _check_budget(self, messages: Sequence[Message], schema: type[BaseModel] | None, max_tokens: int) -> None:
-        if self.max_cost is None:
-            return
-        estimate = self.estimate_cost(messages, schema, max_tokens)
-        spent = self.spent
-        if estimate > 0 and spent + estimate > self.max_cost:
-            raise BudgetExceeded(spent, self.max_cost, estimate, self.model_id, self.run_id)
+    def reserve(self, worst_case: float) -> Reservation:
+        """Hold `worst_case` USD of the budget for a call about to be made, or raise BudgetExceeded (nothing is
+        held then). Every reservation must end in `settle` (or `release` when the call was never made)."""
+        refuse_unpriced(self.provider, self.model, self.max_cost)
+        if self._in_store:
+            hold, spent, held = self.store.reserve(self.run_id, stage=self.stage, model=self.model_id,
+                                                   cost_usd=worst_case, limit=self.max_cost)
+            if hold is None:
+                raise BudgetExceeded(spent, self.max_cost, worst_case, self.model_id, self.run_id, held)
+            return Reservation(worst_case, hold)
+        with self._local.lock:
+            spent, held = self._local.spent, self._local.held
+            if self.max_cost is not None and spent + held + worst_case > self.max_cost:
+                raise BudgetExceeded(spent, self.max_cost, worst_case, self.model_id, None, held)
+            self._local.held += worst_case
+        return Reservation(worst_case)
 
-    def check_budget(self, messages: Sequence[Message], max_tokens: int | None = None) -> None:
-        """Raise BudgetExceeded if a call with `messages` could take the run past max_cost (for calls a plugin
-        makes outside this chat, such as a coder's own process)."""
-        self._check_budget(messages, None, max_tokens or self.max_tokens)
+    def release(self, reservation: Reservation) -> None:
+        """Give back a reservation whose call was never sent."""
+        if reservation.id is not None:
+            self.store.release(reservation.id)
+        else:
+            with self._local.lock:
+                self._local.held -= reservation.worst_case
 
-    def record_external(self, messages: Sequence[Message], response: str | None, usage: Usage, latency_s: float,
-                        error: str | None = None) -> None:
-        """Record model use that went around this chat (a coder's subprocess) in the ledger and the spending."""
-        self._record(messages, response, usage, latency_s, error)
-
-    # -- one request, retried ----------------------------------------------------------------------------
-
-    def _record(self, messages: Sequence[Message], response: str | None, usage: Usage, latency: float,
-                error: str | None) -> None:
+    def settle(self, reservation: Reservation, messages: Sequence[Message], response: str | None,
+               usage: Usage | None, latency_s: float, error: str | None = None) -> None:
+        """Turn a reservation into the call's ledger row: `usage` is what it cost, None when that is unknown
+        (a timeout, a dropped connection, a process killed mid-call), which settles at the worst case."""
+        if usage is None:
+            usage = Usage(cost_usd=reservation.worst_case)
         self.usage = Usage(tokens_in=self.usage.tokens_in + usage.tokens_in,
                            tokens_out=self.usage.tokens_out + usage.tokens_out,
                            cost_usd=self.usage.cost_usd + usage.cost_usd)
-        self._spent += usage.cost_usd
+        if reservation.id is None:
+            with self._local.lock:
+                self._local.held -= reservation.worst_case
+                self._local.spent += usage.cost_usd
         if self.store is None:
             return
         self.store.record_llm_call(
             run_id=self.run_id, stage=self.stage, model=self.model_id,
             messages=[m.model_dump() for m in messages], response=response, tokens_in=usage.tokens_in,
-            tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, latency_s=latency, error=error)
+            tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, latency_s=latency_s, error=error,
+            reservation=reservation.id)
+
+    def check_budget(self, messages: Sequence[Message], max_tokens: int | None = None) -> None:
+        """Raise BudgetExceeded if a call with `messages` could take the run past max_cost now (a look only:
+        nothing is held; a call made outside this chat holds its cost with `reserve`)."""
+        self.release(self.reserve(self.estimate_cost(messages, None, max_tokens or self.max_tokens)))
+
+    def record_external(self, messages: Sequence[Message], response: str | None, usage: Usage, latency_s: float,
+                        error: str | None = None) -> None:
+        """Record model use that went around this chat and held nothing (prefer `reserve` then `settle`)."""
+        self.settle(Reservation(0.0), messages, response, usage, latency_s, error)
+
+    # -- one request, retried ----------------------------------------------------------------------------
 
     def complete(self, messages: Sequence[Message | Mapping[str, str]], *, schema: type[BaseModel] | None = None,
                  temperature: float | None = None, max_tokens: int | None = None) -> Completion:
-        """Send `messages` (retrying transient failures) and return the provider's Completion."""
+        """Send `messages` (retrying transient failures) and return the provider's Completion; each attempt
+        holds its worst case first (see `reserve`) and is settled after."""
         msgs = [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
         max_tokens = max_tokens or self.max_tokens
         temperature = self.temperature if temperature is None else temperature
         attempt = 0
         while True:
-            self._check_budget(msgs, schema, max_tokens)
+            reservation = self.reserve(self.estimate_cost(msgs, schema, max_tokens))
             start = time.monotonic()
             try:
                 completion = self.provider.complete(self.model, msgs, schema=schema, temperature=temperature,
                                                     max_tokens=max_tokens)
             except LLMNotReady:
+                self.release(reservation)
                 raise  # nothing was sent: no ledger row
-            except TransientLLMError as exc:
-                self._record(msgs, None, Usage(), time.monotonic() - start, redact(exc.one_line()))
+            except BaseException as exc:
+                text = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
+                billed = may_have_been_billed(exc)
+                if billed and reservation.worst_case > 0:
+                    text += f" (counted at its worst case, ${reservation.worst_case:.4f}: it may have been billed)"
+                self.settle(reservation, msgs, None, None if billed else Usage(), time.monotonic() - start,
+                            redact(text))
+                if not isinstance(exc, TransientLLMError):
+                    raise
                 too_long = exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after_s
                 if attempt >= self.retry.max_retries or too_long:
                     tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
@@ -415,10 +511,6 @@ class Chat:
                 self.sleep(self.retry.delay(attempt, exc.retry_after, self._rng))
                 attempt += 1
                 continue
-            except Exception as exc:
-                text = exc.one_line() if isinstance(exc, ScientistError) else f"{type(exc).__name__}: {exc}"
-                self._record(msgs, None, Usage(), time.monotonic() - start, redact(text))
-                raise
             latency = time.monotonic() - start
             usage = completion.usage
             if usage.cost_usd == 0:
@@ -427,7 +519,7 @@ class Chat:
                     usage = Usage(tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
                                   cost_usd=price.cost(usage.tokens_in, usage.tokens_out))
                     completion = completion.model_copy(update={"usage": usage})
-            self._record(msgs, completion.text, usage, latency, None)
+            self.settle(reservation, msgs, completion.text, usage, latency, None)
             self.last = completion
             return completion
 

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from scientist_core.chat import (INSTALL_LOCAL_HINT, KEY_ENV_VARS, LOCAL_PROVIDER, Chat, LLMNotReady,
-                                 NoModelConfigured, split_model_id)
+                                 NoModelConfigured, refuse_unpriced, split_model_id)
 from scientist_core.plugins import get_host
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def open_chat(settings: "Settings", *, stage: str, role: Literal["scientist", "r
               model: str | None = None, store: "Store | None" = None, run_id: str | None = None,
               host: "PluginHost | None" = None, check_ready: bool = True, **options: Any) -> Chat:
     """A Chat for `role`'s model (see resolve_model), created from the installed plugins and settings,
-    with settings.max_cost as its budget; `options` go to Chat (temperature, max_tokens, retry, ...)."""
+    with settings.max_cost as its budget (a model without a price is refused then: UnpricedModel); `options`
+    go to Chat (temperature, max_tokens, retry, ...)."""
     if host is None:
         host = get_host()
     model_id = resolve_model(settings, role, model, host)
@@ -57,4 +58,5 @@ def open_chat(settings: "Settings", *, stage: str, role: Literal["scientist", "r
             raise LLMNotReady(f"{model_id} cannot answer: {detail}",
                               f"{fix}, or choose another model with --model (see `scientist models`)")
     options.setdefault("max_cost", settings.max_cost)
+    refuse_unpriced(provider, name, options["max_cost"])
     return Chat(provider, name, store=store, run_id=run_id, stage=stage, **options)

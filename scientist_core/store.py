@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -87,7 +88,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX llm_calls_run ON llm_calls (run_id, stage);
     CREATE INDEX experiments_run ON experiments (run_id, idea, run_index);
     """,
+    """
+    CREATE TABLE reservations (           -- a model call's worst-case cost, held from before it is sent until
+        id INTEGER PRIMARY KEY,           -- it is settled into llm_calls (see Store.reserve)
+        run_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        model TEXT NOT NULL,
+        cost_usd REAL NOT NULL,
+        pid INTEGER NOT NULL,             -- the process making the call, on `host`
+        host TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX reservations_run ON reservations (run_id);
+    """,
 )
+
+ORPHANED = "its process ended before the call was settled: counted at its worst case, as it may have been billed"
 
 JSON_COLUMNS = {"settings", "data", "novelty", "config", "metrics", "execution", "meta", "messages"}
 
@@ -205,6 +221,19 @@ class Store:
         with self._lock:
             yield self._db
 
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction begun at once (BEGIN IMMEDIATE): what it reads stays true until it commits,
+        across the threads of this process (the lock) and every process sharing the file (SQLite's own)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 
@@ -302,14 +331,57 @@ class Store:
 
     def record_llm_call(self, *, run_id: str | None, stage: str, model: str, messages: list[dict],
                         response: str | None, tokens_in: int = 0, tokens_out: int = 0, cost_usd: float = 0.0,
-                        latency_s: float = 0.0, error: str | None = None) -> int:
-        cursor = self._execute(
-            "INSERT INTO llm_calls (run_id, stage, model, messages, response, tokens_in, tokens_out, cost_usd,"
-            " latency_s, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, stage, model, _encode(messages), response, tokens_in, tokens_out, cost_usd, latency_s,
-             error, time.time()),
-        )
-        return int(cursor.lastrowid)
+                        latency_s: float = 0.0, error: str | None = None, reservation: int | None = None) -> int:
+        """One ledger row; with `reservation`, that hold is released in the same transaction, so the run's
+        committed total (see `reserve`) never dips between the two."""
+        with self._immediate() as db:
+            if reservation is not None:
+                db.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
+            cursor = db.execute(
+                "INSERT INTO llm_calls (run_id, stage, model, messages, response, tokens_in, tokens_out, cost_usd,"
+                " latency_s, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, stage, model, _encode(messages), response, tokens_in, tokens_out, cost_usd, latency_s,
+                 error, time.time()),
+            )
+            return int(cursor.lastrowid)
+
+    def reserve(self, run_id: str, *, stage: str, model: str, cost_usd: float,
+                limit: float | None) -> tuple[int | None, float, float]:
+        """Hold `cost_usd` of `run_id`'s budget for a call about to be made: (the hold's id, spent, held), the
+        id None when spent + held + cost_usd would pass `limit`. One BEGIN IMMEDIATE transaction sums and
+        inserts, so no two callers (threads or processes) can both take the last of the budget. Holds left by
+        processes of this host that have ended are first settled at their worst case (a killed run's)."""
+        with self._immediate() as db:
+            self._settle_orphans(db, run_id)
+            spent = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM llm_calls WHERE run_id = ?",
+                               (run_id,)).fetchone()[0]
+            held = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM reservations WHERE run_id = ?",
+                              (run_id,)).fetchone()[0]
+            if limit is not None and spent + held + cost_usd > limit:
+                return None, float(spent), float(held)
+            cursor = db.execute(
+                "INSERT INTO reservations (run_id, stage, model, cost_usd, pid, host, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, stage, model, cost_usd, os.getpid(), socket.gethostname(), time.time()))
+            return int(cursor.lastrowid), float(spent), float(held)
+
+    def release(self, reservation: int) -> None:
+        """Drop a hold whose call was never sent."""
+        self._execute("DELETE FROM reservations WHERE id = ?", (reservation,))
+
+    def reservations(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM reservations WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def _settle_orphans(self, db: sqlite3.Connection, run_id: str) -> None:
+        rows = db.execute("SELECT * FROM reservations WHERE run_id = ? AND host = ?",
+                          (run_id, socket.gethostname())).fetchall()
+        for row in rows:
+            if _alive(row["pid"]):
+                continue
+            db.execute("DELETE FROM reservations WHERE id = ?", (row["id"],))
+            db.execute("INSERT INTO llm_calls (run_id, stage, model, messages, response, cost_usd, error, created_at)"
+                       " VALUES (?, ?, ?, '[]', NULL, ?, ?, ?)",
+                       (run_id, row["stage"], row["model"], row["cost_usd"], ORPHANED, time.time()))
 
     def llm_calls(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM llm_calls WHERE run_id = ? ORDER BY id", (run_id,))
@@ -323,6 +395,7 @@ class Store:
         )
 
     def total_cost(self, run_id: str) -> float:
+        """USD the run's settled calls cost (the ledger; holds of calls in flight not included)."""
         return float(self._execute("SELECT COALESCE(SUM(cost_usd), 0) FROM llm_calls WHERE run_id = ?",
                                    (run_id,)).fetchone()[0])
 
@@ -334,3 +407,13 @@ class Store:
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", (run_id,))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True

@@ -14,7 +14,7 @@ from scientist_core.model_choice import open_chat, resolve_model
 from scientist_core.models import Message, ModelInfo, Readiness
 from scientist_core.plugins import PluginInfo
 from scientist_core.settings import load_settings
-from scientist_core.testing import FakeLLM, Script
+from scientist_core.testing import FakeLLM, Script, register_fake_llm
 
 RUN = "run-1"
 
@@ -72,7 +72,10 @@ def test_transient_errors_are_retried_with_backoff_and_recorded(store):
     assert chat.ask("hi") == "finally"
     rows = store.llm_calls(RUN)
     assert [r["error"] is not None for r in rows] == [True, True, False]
-    assert "HTTP 500" in rows[0]["error"] and rows[0]["cost_usd"] == 0
+    # a 5xx may come after the model ran: each failed attempt is counted at its worst case, the answer at its cost
+    worst = chat.estimate_cost([Message(role="user", content="hi")])
+    assert "HTTP 500" in rows[0]["error"] and "counted at its worst case" in rows[0]["error"]
+    assert [r["cost_usd"] for r in rows[:2]] == pytest.approx([worst, worst]) and worst > rows[2]["cost_usd"] > 0
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0   # exponential, jittered
 
 
@@ -81,6 +84,8 @@ def test_retry_after_is_honoured(store):
     chat, sleeps = make_chat(script, store)
     assert chat.ask("hi") == "ok"
     assert sleeps == [7.0]
+    refused = store.llm_calls(RUN)[0]
+    assert refused["error"] and refused["cost_usd"] == 0      # a 429 is the server refusing: nothing billed
 
 
 def test_retries_are_bounded(store):
@@ -107,7 +112,10 @@ def test_other_errors_are_recorded_and_not_retried(store):
         chat.ask("hi")
     with pytest.raises(ValueError):
         chat.ask("hi")
-    assert [r["error"] for r in store.llm_calls(RUN)] == ["bad request.", "ValueError: boom"]
+    refused, broken = store.llm_calls(RUN)
+    assert (refused["error"], refused["cost_usd"]) == ("bad request.", 0)         # the server said no: not billed
+    assert broken["error"].startswith("ValueError: boom (counted at its worst case")  # unknown: maybe billed
+    assert broken["cost_usd"] == pytest.approx(chat.estimate_cost([Message(role="user", content="hi")]))
     assert sleeps == []
 
 
@@ -153,7 +161,7 @@ def test_budget_counts_what_the_run_spent_before(store):
 
 def test_free_models_are_never_stopped_by_the_budget(store):
     script = Script().enqueue("free")
-    free = type("Free", (FakeLLM,), {"script": script})()
+    free = type("Free", (FakeLLM,), {"script": script, "prices": Price(0.0, 0.0)})()
     chat = Chat(free, "scripted", store=store, run_id=RUN, max_cost=0.0)
     assert chat.ask("hi") == "free"
 
@@ -362,10 +370,10 @@ def test_resolve_model_order(plugin_host, monkeypatch):
     assert resolve_model(settings, "scientist", host=host) == "openai/gpt-4o-mini"
 
 
-def test_open_chat_binds_provider_store_and_budget(fake_llm, plugin_host, store, monkeypatch):
+def test_open_chat_binds_provider_store_and_budget(plugin_host, store, monkeypatch):
     monkeypatch.setenv("SCIENTIST_MODEL", "fake/scripted")
     monkeypatch.setenv("SCIENTIST_MAX_COST", "2.5")
-    fake_llm.enqueue("hi")
+    register_fake_llm(plugin_host, Script().enqueue("hi"), prices=Price(1e-6, 2e-6))
     chat = open_chat(load_settings(), stage="review", role="reviewer", store=store, run_id=RUN, host=plugin_host)
     assert chat.model_id == "fake/scripted" and chat.max_cost == 2.5
     assert chat.ask("hello") == "hi"

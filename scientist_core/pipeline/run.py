@@ -64,7 +64,7 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     """Everything a run needs, checked before any model call: a missing piece is one line and nothing is spent."""
     import tempfile
 
-    from scientist_core.chat import LLMNotReady, split_model_id
+    from scientist_core.chat import LLMNotReady, refuse_unpriced, split_model_id
     from scientist_core.model_choice import resolve_model
 
     template = host.create("template", options.template, settings.templates)
@@ -73,10 +73,12 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
     for role, override in (("scientist", options.model), ("reviewer", options.reviewer_model)):
         model_id = resolve_model(settings, role, override, host)
         provider_name, name = split_model_id(model_id)
-        readiness = host.create("llm", provider_name, settings.llms).readiness(name)
+        provider = host.create("llm", provider_name, settings.llms)
+        readiness = provider.readiness(name)
         if not readiness.ready:
             raise LLMNotReady(f"the {role}'s model {model_id} cannot answer: {readiness.detail}",
                               "fix that, or choose another model (--model, --reviewer-model; `scientist models`)")
+        refuse_unpriced(provider, name, settings.max_cost)
     compiler = configured_plugin(host, settings, "compiler")
     readiness = compiler.readiness()
     if not readiness.ready:

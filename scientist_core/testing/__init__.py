@@ -95,11 +95,16 @@ class Script:
 
 
 class FakeLLM(LLM):
-    """An LLM that answers from a Script; usage counts words so ledgers have something to add up."""
+    """An LLM that answers from a Script; usage counts words so ledgers have something to add up. `prices`
+    (a Price, per token) makes it a priced model, which a run with `max_cost` needs; unset, it has none."""
 
     name = FAKE_PROVIDER
     description = "scripted replies for tests"
     script: Script = Script()
+    prices: ClassVar[Any] = None
+
+    def price(self, model: str) -> Any:
+        return self.prices
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(provider=self.name, name=FAKE_MODEL, description=self.description)]
@@ -114,8 +119,8 @@ class FakeLLM(LLM):
 
 def register_fake_llm(host: PluginHost, script: Script, cls: type[FakeLLM] = FakeLLM,
                       plugin: str = "scientist-testing", **attributes: Any) -> type[FakeLLM]:
-    """Add a fake LLM answering from `script` to `host` as plugin `plugin`: `cls` (a FakeLLM subclass, e.g. one
-    with a price) bound to the script and to `attributes`. Returns the bound class."""
+    """Add a fake LLM answering from `script` to `host` as plugin `plugin`: `cls` (a FakeLLM subclass) bound to
+    the script and to `attributes` (e.g. prices=Price(1e-6, 2e-6)). Returns the bound class."""
     bound = type(cls.__name__, (cls,), {"script": script, **attributes})
 
     class FakePlugin:

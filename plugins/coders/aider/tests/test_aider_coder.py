@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from scientist_core.chat import Chat
+from scientist_core.chat import BudgetExceeded, Chat
 from scientist_core.coder import CodeRequest
 from scientist_core.errors import PluginError
 from scientist_core.models import Idea
 from scientist_coder_aider.environment import AIDER_VERSION, AiderEnvironment
 from scientist_coder_aider.plugin import AiderCoder
 from scientist_coder_aider.runner import AiderResult, ModelRoute, _read_report, build_env, model_settings
+from scientist_core.testing.fake_openai import Reply
 from scientist_llm_openai.plugin import OpenAIProvider
 
 pytestmark = pytest.mark.usefixtures("scientist_env")
@@ -98,9 +99,11 @@ def assert_key_nowhere(*texts: str) -> None:
         assert KEY not in text and OTHER_KEY not in text
 
 
-def test_a_search_replace_edit_is_applied_to_a_real_template_copy(aider_venv, workspace, chat, run_store):
+def test_a_search_replace_edit_is_applied_to_a_real_template_copy(aider_venv, workspace, chat, run_store,
+                                                                  openai_server):
+    openai_server.enqueue(GOOD_REPLY)
     before = snapshot(workspace)
-    change = coder(aider_venv, GOOD_REPLY).apply(workspace, request(), chat())
+    change = coder(aider_venv).apply(workspace, request(), chat(openai_server.base_url))
 
     assert change.ok, change.message
     assert change.files_edited == ["experiment.py"]
@@ -113,11 +116,14 @@ def test_a_search_replace_edit_is_applied_to_a_real_template_copy(aider_venv, wo
     # aider's own report: tokens from its analytics log, cost at the provider's price ($1 / $2 per 1M tokens)
     assert change.usage.tokens_in > 0 and change.usage.tokens_out > 0
     assert change.usage.cost_usd == pytest.approx((change.usage.tokens_in * 1 + change.usage.tokens_out * 2) / 1e6)
+    # the budget gate's ledger row for aider's one request: what the endpoint reported, the same as aider's
     (row,) = run_store.llm_calls(RUN)
     assert row["stage"] == "experiments:gelu_denoiser" and row["model"] == "openai/fake-model"
     assert (row["tokens_in"], row["tokens_out"]) == (change.usage.tokens_in, change.usage.tokens_out)
-    assert row["error"] is None and "Applied edit to experiment.py" in row["response"]
+    assert row["cost_usd"] == pytest.approx(change.usage.cost_usd)
+    assert row["error"] is None and row["response"] == GOOD_REPLY
     assert "GELU activations in the denoiser" in json.dumps(row["messages"])
+    assert run_store.reservations(RUN) == []
     assert_key_nowhere(change.model_dump_json(), json.dumps(run_store.llm_calls(RUN)), *after.values())
 
 
@@ -134,8 +140,33 @@ def test_a_malformed_reply_is_a_failed_edit_that_changes_nothing(aider_venv, wor
     for text in expected:
         assert text in change.message
     assert snapshot(workspace) == before
-    (row,) = run_store.llm_calls(RUN)
-    assert row["error"] == change.message
+    assert run_store.llm_calls(RUN) == []  # a scripted reply never leaves aider: nothing reached a provider
+
+
+def test_aider_is_stopped_before_a_request_that_could_pass_max_cost(aider_venv, workspace, chat, run_store,
+                                                                   openai_server):
+    """aider retries a failed edit with more requests; its third would pass max_cost. The gate forwards two,
+    refuses the third, stops aider at once, and the coder raises BudgetExceeded: the ledger stays under it."""
+    # every answer costs $0.1 (50k answer tokens at $2 / 1M); each request may cost up to $0.2 (100k), plus its
+    # prompt: with $0.35, the second request fits (0.1 + 0.2 + prompt) and the third never does (0.2 + 0.2)
+    openai_server.default = Reply(text=MALFORMED["search text not in the file"], tokens_in=100, tokens_out=50_000)
+    before = snapshot(workspace)
+    member = chat(openai_server.base_url)
+    member.max_cost = 0.35
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded) as caught:
+        coder(aider_venv, max_output_tokens=100_000).apply(workspace, request(), member)
+    elapsed = time.monotonic() - started
+
+    assert len(openai_server.chat_requests()) == 2
+    rows = run_store.llm_calls(RUN)
+    assert [row["cost_usd"] for row in rows] == pytest.approx([0.1001, 0.1001])
+    assert run_store.total_cost(RUN) <= 0.35 and run_store.reservations(RUN) == []
+    assert all(row["max_tokens"] == 100_000 for row in (r.json for r in openai_server.chat_requests()))
+    line = caught.value.one_line()
+    assert "max_cost $0.3500" in line and f"scientist resume {RUN}" in line and "\n" not in line
+    assert snapshot(workspace) == before
+    assert elapsed < 60
 
 
 def test_no_network_connection_is_attempted(aider_venv, workspace, chat, network_recorder, monkeypatch):
@@ -168,7 +199,7 @@ def test_with_a_loopback_server_the_prompt_carries_the_run_context_and_the_detec
     assert change.ok, change.message
     assert "nn.GELU()" in (workspace / "experiment.py").read_text()
     connects = [e for e in network_recorder.network_events() if e["event"] == "socket.connect"]
-    assert any(f"127.0.0.1', {openai_server.port})" in e["args"] for e in connects), connects
+    assert any("('127.0.0.1', " in e["args"] for e in connects), connects  # the budget gate, on to the server
     (sent,) = openai_server.chat_requests()
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     prompt = "\n".join(m["content"] for m in sent.messages if isinstance(m.get("content"), str))
@@ -180,13 +211,14 @@ def test_with_a_loopback_server_the_prompt_carries_the_run_context_and_the_detec
 
 def test_only_the_models_key_reaches_aider_and_never_a_file(tmp_path, aider_venv):
     route = ModelRoute(name="openai/fake-model", api_base=DEAD_ENDPOINT, key_env="OPENAI_API_KEY", key=KEY,
-                       metadata={"max_input_tokens": 1000})
+                       metadata={"max_input_tokens": 1000, "max_output_tokens": 500})
     env = build_env(route, tmp_path, AiderEnvironment(aider_venv), {})
     assert env["OPENAI_API_KEY"] == KEY and "ANTHROPIC_API_KEY" not in env
     assert env["HOME"] == str(tmp_path) and env["AIDER_CHECK_UPDATE"] == "false"
     assert env["PATH"].startswith(str(aider_venv / "bin"))
     settings = model_settings(route, "diff", 60, {"extra_params": {"temperature": 0}})
-    assert settings[0]["extra_params"] == {"timeout": 60, "api_base": DEAD_ENDPOINT, "temperature": 0}
+    assert settings[0]["extra_params"] == {"timeout": 60, "api_base": DEAD_ENDPOINT, "temperature": 0,
+                                           "max_tokens": 500}
     assert KEY not in json.dumps(settings)
 
 

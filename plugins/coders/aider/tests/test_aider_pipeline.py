@@ -124,10 +124,13 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
     retry_prompt = "\n".join(str(m.get("content")) for m in aider_requests[1].messages)
     assert "The previous attempt failed" in retry_prompt and "no edit made" in retry_prompt
     assert '"steps": 1000' in retry_prompt and INSTRUCTION in retry_prompt
-    # its calls are in the ledger of the idea's experiments stage, and count toward the run's cost
+    # its requests went through the budget gate into the ledger of the idea's experiments stage, one row each
+    # with aider's answer, and count toward the run's cost
     aider_rows = [row for row in store.llm_calls(summary.run_id)
-                  if row["stage"] == "experiments:gelu_denoiser" and "aider" in (row["response"] or "").lower()]
-    assert len(aider_rows) == 2 and aider_rows[1]["cost_usd"] > 0
+                  if row["stage"] == "experiments:gelu_denoiser" and row["response"] in AIDER_REPLIES]
+    assert [row["response"] for row in aider_rows] == AIDER_REPLIES
+    assert all(row["cost_usd"] > 0 and "SEARCH/REPLACE" in json.dumps(row["messages"]) for row in aider_rows)
+    assert store.reservations(summary.run_id) == []
     # the key is in no file of the run folder nor in the store; aider left no history there
     for path in Path(load_settings().out_dir).rglob("*"):  # the run folders, the store and its journal
         if path.is_file():

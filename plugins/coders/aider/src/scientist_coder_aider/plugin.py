@@ -5,16 +5,18 @@ aider runs as a subprocess from its own virtual environment (`scientist coder in
 the experiment file and the plot file (the run's notes.txt alongside, read-only), with the run's scientist
 model reached through litellm: the same provider, endpoint and price as the run's other calls; the key goes
 into aider's environment only. Its prompt holds the change, the idea, which run this is, the results so far
-and, on a retry, why the last attempt failed with the tail of its stderr. Each invocation becomes one row of
-the run's LLM ledger (tokens and cost from aider's own report). Edits that did not apply, or no edit at all,
-are a failed CodeChange that goes back to the retry loop; the workspace keeps its files unless aider's edits
-applied.
+and, on a retry, why the last attempt failed with the tail of its stderr. aider's endpoint is a loopback
+budget gate (gate.py) that holds each of its requests against `max_cost` before forwarding it and records it
+as one row of the run's LLM ledger; a request the budget cannot hold stops aider, and `apply` raises
+BudgetExceeded. Edits that did not apply, or no edit at all, are a failed CodeChange that goes back to the
+retry loop; the workspace keeps its files unless aider's edits applied.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -23,9 +25,9 @@ from pydantic import Field
 from scientist_core import CodeChange, CodeRequest, Coder, Config, Message, PluginError, Readiness, hookimpl, redact
 
 from scientist_coder_aider.environment import AIDER_VERSION, AiderEnvironment, default_venv
-from scientist_coder_aider.runner import ModelRoute, run_aider
+from scientist_coder_aider.gate import DEFAULT_UPSTREAM, BudgetGate
+from scientist_coder_aider.runner import ModelRoute, run_aider, stop_process
 
-LEDGER_RESPONSE_CHARS = 20_000
 DEFAULT_CONTEXT = 128_000
 DEFAULT_OUTPUT = 8_192
 
@@ -90,17 +92,24 @@ class AiderCoder(Coder):
         read_only = [name for name in request.read_only if (workspace / name).is_file()]
         message = self.message(request, files, read_only)
         shown = "\n\n".join(f"=== {name} ===\n{(workspace / name).read_text()}" for name in files)
-        prompt = [Message(role="user", content=message)]
+        # a first look, so a budget that cannot pay for one request does not start aider at all
         chat.check_budget([Message(role="user", content=f"{message}\n\n{shown}")])
-        result = run_aider(environment, workspace, files, read_only, message, route,
-                           edit_format=self.config.edit_format, timeout_s=self.config.timeout_s,
-                           request_timeout_s=self.config.request_timeout_s,
-                           extra_settings=self.config.model_settings, extra_env=self.config.env)
-        output = redact(result.output, secrets)
+        with BudgetGate(chat, self.upstream(chat.provider, route), int(route.metadata["max_output_tokens"]),
+                        self.config.request_timeout_s) as gate:
+            def started(process: Any) -> None:
+                gate.stop = lambda: stop_process(process)
+                if gate.refused is not None:
+                    gate.stop()
+
+            result = run_aider(environment, workspace, files, read_only, message, replace(route, api_base=gate.url),
+                               edit_format=self.config.edit_format, timeout_s=self.config.timeout_s,
+                               request_timeout_s=self.config.request_timeout_s,
+                               extra_settings=self.config.model_settings, extra_env=self.config.env,
+                               on_start=started)
+        if gate.refused is not None:
+            raise gate.refused  # BudgetExceeded: aider was stopped before the request that could pass max_cost
         change = self._outcome(workspace, files, result, secrets)
         change.usage = result.usage
-        chat.record_external(prompt, output[-LEDGER_RESPONSE_CHARS:], result.usage, result.seconds,
-                             None if change.ok else redact(change.message, secrets))
         if change.ok:
             for name, text in result.edited.items():
                 (workspace / name).write_text(text)
@@ -149,6 +158,15 @@ class AiderCoder(Coder):
         if read_only:
             parts.append(f"{', '.join(read_only)} (read-only) is the journal of the runs so far, for reference.")
         return "\n\n".join(parts) + "\n"
+
+    @staticmethod
+    def upstream(provider: Any, route: ModelRoute) -> str:
+        """Where the budget gate sends aider's requests on: the provider's endpoint."""
+        where = route.api_base or DEFAULT_UPSTREAM.get(provider.litellm_prefix)
+        if where is None:
+            raise PluginError(f"the endpoint of {provider.name} is not known to the aider coder",
+                              f"set [llms.{provider.name}] base_url")
+        return where
 
     def route(self, provider: Any, model: str) -> ModelRoute:
         """How aider's litellm reaches `provider`'s `model`: the same route, endpoint, key and price as the

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,8 @@ def model_settings(route: ModelRoute, edit_format: str, timeout_s: float, extra:
         "streaming": False,
     }
     params: dict[str, Any] = {"timeout": timeout_s}
+    if route.metadata.get("max_output_tokens"):  # the answer's bound, sent with every request: the worst case
+        params["max_tokens"] = route.metadata["max_output_tokens"]
     if route.api_base:
         params["api_base"] = route.api_base
     params.update(extra.get("extra_params") or {})
@@ -120,9 +123,11 @@ def arguments(route: ModelRoute, folder: Path, files: list[str], read_only: list
 def run_aider(venv: AiderEnvironment, workspace: Path, files: list[str], read_only: list[str], message: str,
               route: ModelRoute, *, edit_format: str = "diff", timeout_s: float = 900.0,
               request_timeout_s: float = 600.0, extra_settings: dict[str, Any] | None = None,
-              extra_env: dict[str, str] | None = None) -> AiderResult:
+              extra_env: dict[str, str] | None = None,
+              on_start: Callable[[subprocess.Popen], None] | None = None) -> AiderResult:
     """Run aider once on copies of `files` (relative to `workspace`) with `message`; the workspace itself
-    is not touched. Returns the new contents of the files it changed."""
+    is not touched. Returns the new contents of the files it changed. `on_start` is given aider's process as
+    soon as it runs (to stop it early: `stop_process`)."""
     with tempfile.TemporaryDirectory(prefix="scientist-aider-") as scratch:
         folder = Path(scratch)
         work, home = folder / WORK, folder / "home"
@@ -144,7 +149,7 @@ def run_aider(venv: AiderEnvironment, workspace: Path, files: list[str], read_on
         command = [str(venv.executable), *arguments(route, folder, files, read_only, edit_format, request_timeout_s)]
         env = build_env(route, home, venv, extra_env or {})
         started = time.monotonic()
-        exit_code, output, timed_out = _execute(command, work, env, timeout_s)
+        exit_code, output, timed_out = _execute(command, work, env, timeout_s, on_start)
         result = AiderResult(exit_code=exit_code, output=output, seconds=time.monotonic() - started,
                              timed_out=timed_out)
         for name, before in originals.items():
@@ -169,19 +174,27 @@ def _prepare_home(home: Path, route: ModelRoute) -> None:
         json.dumps({route.name: route.metadata}))
 
 
-def _execute(command: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int | None, str, bool]:
+def _execute(command: list[str], cwd: Path, env: dict[str, str], timeout_s: float,
+             on_start: Callable[[subprocess.Popen], None] | None) -> tuple[int | None, str, bool]:
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+    if on_start is not None:
+        on_start(process)
     try:
         output, _ = process.communicate(timeout=timeout_s)
         return process.returncode, output, False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: aider and anything it started
-        except ProcessLookupError:
-            pass
+        stop_process(process)
         output, _ = process.communicate()
         return None, output or "", True
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Kill aider and anything it started (it runs in a session of its own)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 TOKENS_LINE = re.compile(r"Tokens: ([\d.]+)([kM]?) sent,.*?([\d.]+)([kM]?) received\.(?: Cost: \$([\d.]+) message)?")
