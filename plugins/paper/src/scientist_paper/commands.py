@@ -89,11 +89,15 @@ def forbidden_uses(text: str) -> Iterator[tuple[int, int, str]]:
 
 
 def _forbidden_in(text: str) -> Iterator[tuple[int, int, str]]:
+    expl = set()
     for match in EXPL_NAME.finditer(text):
+        expl.add(match.start())
         yield (*match.span(), f"\\{match.group(1)} is an expl3 file or system function; a section reads and "
                "writes no files")
     for match in CONTROL_WORD.finditer(text):
         name = match.group(1)
+        if match.start() in expl:
+            continue
         if name in ("begin", "end"):
             argument = ENVIRONMENT_ARG.match(text, match.end())
             environment = argument.group(1).strip() if argument else ""

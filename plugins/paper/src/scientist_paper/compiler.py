@@ -83,12 +83,17 @@ def tex_tree() -> list[str]:
     (Debian's /etc/alternatives), and chktex's configuration."""
     found: set[str] = set()
     for variable in TEXMF_VARIABLES:
-        value = subprocess.run(["kpsewhich", f"-var-value={variable}"], capture_output=True, text=True,
-                               timeout=30).stdout
+        try:
+            value = subprocess.run(["kpsewhich", f"-var-value={variable}"], capture_output=True, text=True,
+                                   timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):  # no kpsewhich: the compile will say what is missing
+            continue
         found.update(part.strip().lstrip("!") for part in re.split(r"[{},:;]", value))
     for tool in TOOLS:
         path = shutil.which(tool)
-        while path and os.path.islink(path):
+        for _ in range(40):  # as many links as the kernel follows
+            if not path or not os.path.islink(path):
+                break
             path = os.path.join(os.path.dirname(path), os.readlink(path))
             found.add(os.path.dirname(path))
     found.update(CHKTEXRC)
