@@ -65,7 +65,7 @@ class Limits(BaseModel):
     )
     read_only: list[str] = Field(
         default_factory=list,
-        description="Folders the run may read even where they lie in a hidden one (the caller's home, /tmp): bound at their own paths, read-only.",
+        description="Folders (or files) the run may read even where they lie in a hidden one (the caller's home, /tmp): bound at their own paths, read-only.",
     )
 
     @field_validator("env")

@@ -71,6 +71,9 @@ ENV_MARKER = "SCIENTIST_SANDBOX_ID"
 
 SCRATCH_DIR_NAME = ".sandbox-tmp"
 
+# What a run with `system_only` sees besides its own folders: the system's programs, libraries and devices.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc")
+
 # When run as root, each run gets its own unprivileged uid/gid from this range (no passwd entry),
 # so RLIMIT_NPROC counts only that run's processes and runs cannot signal each other.
 _UID_BASE = 1_500_000_000
@@ -234,6 +237,12 @@ def _exposures(workdir: Path) -> list[str]:
     return sorted({os.path.realpath(path) for path in paths})
 
 
+def _beyond_system() -> list[str]:
+    """Everything at the top of the filesystem but SYSTEM_FOLDERS (links left out: they lead to one of the two)."""
+    with os.scandir("/") as entries:
+        return sorted(entry.path for entry in entries if entry.path not in SYSTEM_FOLDERS and not entry.is_symlink())
+
+
 def _homes() -> list[str]:
     """The caller's home folders (hidden inside the sandbox: keys, tokens and configs live there)."""
     homes = set()
@@ -253,8 +262,10 @@ def _passwd_home() -> str | None:
 class _Run:
     """One execution of `run()`: prepare, spawn, monitor, stop, clean up, report."""
 
-    def __init__(self, command: Sequence[str], workdir: Path, limits: Limits, log_dir: Path | None, tail_chars: int):
+    def __init__(self, command: Sequence[str], workdir: Path, limits: Limits, log_dir: Path | None, tail_chars: int,
+                 system_only: bool = False):
         self.command = list(command)
+        self.system_only = system_only
         self.workdir = workdir
         self.limits = limits
         self.tail_chars = tail_chars
@@ -360,6 +371,7 @@ class _Run:
             "readonly_inside": [str(path) for path in self.skip],
             "exposures": _exposures(self.workdir) + [os.path.realpath(path) for path in limits.read_only],
             "homes": _homes(),
+            "hidden": _beyond_system() if self.system_only else [],
             "uid": self.uid,
             "gid": self.uid,
             "network": limits.network,
@@ -705,8 +717,15 @@ def run(
     *,
     log_dir: Path | None = None,
     tail_chars: int = 4000,
+    system_only: bool = False,
 ) -> ExecutionResult:
     """Run `command` in `workdir` inside the sandbox, under `limits`; wait for it and report.
+
+    `system_only`: the run sees only its work folder, the interpreter, `limits.read_only` and the system's
+    programs, libraries and devices (SYSTEM_FOLDERS): every other folder at the top of the filesystem (/etc,
+    /var, /opt, /srv, /home ...) is covered by an empty read-only tmpfs, and every file there by an empty file.
+    For a tool that reads what a model wrote (the LaTeX compiler), so that a file it is told to read is not there.
+    Only with filesystem isolation: in mode "none" nothing can be hidden (`require_isolation` refuses that mode).
 
     Never raises for what the command does (failure, crash, limits): that is in the result. Raises
     SandboxError for caller mistakes: an empty command, a missing work folder, or
@@ -723,7 +742,8 @@ def run(
     if workdir == Path("/") or workdir == Path(os.path.realpath(os.path.expanduser("~"))):
         raise SandboxError(f"refusing to use {workdir} as a work folder", hint="give each run a folder of its own")
     _undumpable_caller()
-    return _Run(command, workdir, limits, Path(log_dir) if log_dir is not None else None, tail_chars).execute()
+    return _Run(command, workdir, limits, Path(log_dir) if log_dir is not None else None, tail_chars,
+                system_only).execute()
 
 
 def _undumpable_caller() -> None:
