@@ -17,7 +17,7 @@ from scientist_core.compiler import Compiler
 from scientist_core.component import Config
 from scientist_core.errors import (ExperimentError, PluginError, SandboxError, ScientistError, SettingsError,
                                    first_problem)
-from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
+from scientist_core.executor import ACCEPT_UNISOLATED, LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
 from scientist_core.models import (CodeChange, CompileResult, Completion, DatasetResult, FinalInfo, Idea, Message,
@@ -45,9 +45,9 @@ _ON_FIRST_USE = {
 }
 
 __all__ = [
-    "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config", "DatasetResult",
-    "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM", "LOG_DIR_NAME",
-    "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PluginError", "Readiness", "Review",
+    "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
+    "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PluginError", "Readiness", "Review",
     "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited", "SearchUnavailable",
     "Searcher", "SettingsError", "Template", "Usage", "WriteupResult", "Writer", "first_problem", "hookimpl",
     "search_with_fallback",
