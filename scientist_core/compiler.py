@@ -20,9 +20,9 @@ class Compiler(Component):
     chosen_for: ClassVar[str] = "what turns the paper into a PDF"
 
     class Config(Config):
-        require_isolation: bool = Field(False, description="refuse to compile (SandboxError) where the sandbox "
-                                        "cannot isolate the compile; the core sets it from [sandbox] "
-                                        "require_isolation")
+        allow_unisolated_code: bool = Field(False, description="compile even where the sandbox cannot isolate "
+                                            "the compile (else SandboxError); the core sets it from [sandbox] "
+                                            "allow_unisolated_code")
 
     def check(self, source_dir: Path, main: str) -> list[str]:
         """Warnings a model can fix, one per line; empty when clean."""

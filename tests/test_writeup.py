@@ -411,20 +411,20 @@ def test_a_paper_whose_model_tries_to_read_a_file_leaks_it_nowhere(make_ctx, fak
 
 @needs_latex
 def test_the_compiler_obeys_the_sandbox_settings(plugin_host, tmp_path, monkeypatch):
-    """[sandbox] require_isolation reaches the compiler, as it reaches every experiment run: where the sandbox
-    cannot isolate (mode "none", forced here), the compile is refused before anything runs."""
+    """[sandbox] allow_unisolated_code reaches the compiler, as it reaches every experiment run: where the sandbox
+    cannot isolate (mode "none", forced here), the compile is refused before anything runs unless it is set."""
     folder = tmp_path / "paper"
     folder.mkdir()
     (folder / "paper.tex").write_text("\\documentclass{article}\\begin{document}Text.\\end{document}\n")
-    strict = load_settings().model_copy(update={"sandbox": SandboxSettings(require_isolation=True)})
-    compiler = configured_plugin(plugin_host, strict, "compiler")
-    assert compiler.config.require_isolation
+    strict = configured_plugin(plugin_host, load_settings(), "compiler")
+    assert not strict.config.allow_unisolated_code
     monkeypatch.setattr(sandbox_runner, "_FORCE_NO_NAMESPACES", True)
-    with pytest.raises(SandboxError, match="isolation unavailable"):
-        compiler.compile(folder, "paper.tex")
+    with pytest.raises(SandboxError):
+        strict.compile(folder, "paper.tex")
     assert not (folder / "paper.pdf").exists()
-    lenient = configured_plugin(plugin_host, load_settings(), "compiler")  # require_isolation unset: less is taken
-    assert not lenient.config.require_isolation and lenient.compile(folder, "paper.tex").ok
+    allowed = load_settings().model_copy(update={"sandbox": SandboxSettings(allow_unisolated_code=True)})
+    lenient = configured_plugin(plugin_host, allowed, "compiler")
+    assert lenient.config.allow_unisolated_code and lenient.compile(folder, "paper.tex").ok
 
 
 @needs_latex

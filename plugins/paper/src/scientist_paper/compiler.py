@@ -54,7 +54,7 @@ class LatexmkCompiler(Compiler):
         from scientist_sandbox import run
 
         limits = Limits(timeout_s=self.config.timeout_s, memory_mb=2048, disk_mb=512, procs=64, network=False,
-                        require_isolation=self.config.require_isolation, env=PARANOID, read_only=tex_tree())
+                        allow_unisolated_code=self.config.allow_unisolated_code, env=PARANOID, read_only=tex_tree())
         return run(command, source_dir, limits, log_dir=log_dir, system_only=True)
 
     def check(self, source_dir: Path, main: str) -> list[str]:

@@ -409,14 +409,15 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
         report("exit", status=status, maxrss_kb=maxrss_kb)
         return status
 
-    def refuse_if_required(drop: bool) -> None:
+    def refuse_unless_isolated(drop: bool) -> None:
+        """Exit before the command starts if an isolation is missing, unless the caller accepted that."""
         isolation["unprivileged"] = real_uid != 0 or drop
-        if not spec["require"]:
+        if spec["allow_unisolated"]:
             return
         wanted = ["processes", "filesystem", "unprivileged"] + ([] if spec["network"] else ["network"])
         missing = [name for name in wanted if not isolation[name]]
         if missing:
-            report("refuse", missing=missing, notes=notes)
+            report("refuse", missing=missing, mode=mode, notes=notes)
             os._exit(125)
 
     in_pids_cgroup = spec["pids_procs_file"] in joined
@@ -436,7 +437,8 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
                         break
                 if not drop:
                     break
-        refuse_if_required(drop)
+        isolation["env"] = real_uid != 0 or drop  # a command that keeps root reads /proc/<caller>/environ
+        refuse_unless_isolated(drop)
         isolation["rlimits"] = True
         report("ready", isolation=isolation, notes=notes)
         prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the command stay below us, so we can kill them
@@ -487,7 +489,7 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
             notes.append(f"could not bring up loopback: {exc}")
     LIBC.sethostname(b"sandbox", 7)
     drop = sandbox_uid is not None
-    refuse_if_required(drop)
+    refuse_unless_isolated(drop)
     isolation["rlimits"] = True
     report("ready", isolation=isolation, notes=notes)
     command_pid = os.fork()
