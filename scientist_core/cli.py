@@ -186,13 +186,9 @@ def baseline(template: str = typer.Argument(..., help="Template name, see `scien
     from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.baseline import run_baseline
 
-<<<<<<< HEAD
-    settings = load_settings(out_dir=out)
+    settings = _settings(allow_unisolated_code, out_dir=out)
     writable_outputs(settings)
     outcome = run_baseline(_host(), settings, template, quick)
-=======
-    outcome = run_baseline(_host(), _settings(allow_unisolated_code, out_dir=out), template, quick)
->>>>>>> isolation
     assert outcome.results is not None
     for dataset, result in outcome.results.datasets.items():
         metrics = ", ".join(f"{name}={value:.4g}" for name, value in result.means.items())
@@ -326,12 +322,8 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
     from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.run import resume_run
 
-<<<<<<< HEAD
-    settings = load_settings(out_dir=out, max_cost=max_cost, coder=coder)
-    writable_outputs(settings, existing_store=True)
-=======
     settings = _settings(allow_unisolated_code, out_dir=out, max_cost=max_cost, coder=coder)
->>>>>>> isolation
+    writable_outputs(settings, existing_store=True)
     progress = _ConsoleProgress()
     try:
         summary = resume_run(settings, _host(), run_id, progress.report, progress.status)
