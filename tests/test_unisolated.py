@@ -40,6 +40,12 @@ def assert_refused(result: subprocess.CompletedProcess) -> None:
     assert "sysctl" in line and "allow_unisolated_code = true" in line and "--allow-unisolated-code" in line
 
 
+def nothing_recorded(runs: Path) -> bool:
+    """The output folder (made when it was checked writable) holds no run folder and its store no run."""
+    store = runs / "scientist.db"
+    return not [p for p in runs.glob("*") if p.is_dir()] and (not store.exists() or not Store.open_existing(store).runs())
+
+
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 def test_run_and_resume_are_refused_before_any_model_call(scientist_env):
     with FakeOpenAIServer() as server:
@@ -47,7 +53,7 @@ def test_run_and_resume_are_refused_before_any_model_call(scientist_env):
                                           f'[llms.openai]\nbase_url = "{server.base_url}"\n')
         refused = without_namespaces("run", "example", "--quick", cwd=scientist_env)
         assert_refused(refused)
-        assert not (scientist_env / "scientist-runs").exists()  # no run was even recorded
+        assert nothing_recorded(scientist_env / "scientist-runs")
 
         store = Store(load_settings().store_path)
         run_dir = scientist_env / "scientist-runs" / "stopped-run"
@@ -63,7 +69,7 @@ def test_run_and_resume_are_refused_before_any_model_call(scientist_env):
 
 def test_baseline_runs_unisolated_only_when_the_user_accepts_the_risk(scientist_env):
     assert_refused(without_namespaces("baseline", "example", "--quick", cwd=scientist_env))
-    assert not (scientist_env / "scientist-runs").exists()  # refused before anything was recorded
+    assert nothing_recorded(scientist_env / "scientist-runs")
 
     flagged = without_namespaces("baseline", "example", "--quick", "--allow-unisolated-code", cwd=scientist_env)
     assert flagged.returncode == 0, flagged.stderr
