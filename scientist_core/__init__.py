@@ -17,7 +17,7 @@ from scientist_core.compiler import Compiler
 from scientist_core.component import Config
 from scientist_core.errors import (ExperimentError, PathError, PluginError, SandboxError, ScientistError,
                                    SettingsError, StoreError, first_problem)
-from scientist_core.executor import LOG_DIR_NAME, ExecutionResult, Executor, Limits
+from scientist_core.executor import ACCEPT_UNISOLATED, LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
 from scientist_core.models import (CodeChange, CompileResult, Completion, DatasetResult, FinalInfo, Idea, Message,
@@ -48,10 +48,10 @@ _ON_FIRST_USE = {
 }
 
 __all__ = [
-    "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config", "DatasetResult",
-    "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM", "LOG_DIR_NAME",
-    "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError", "Readiness",
-    "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
+    "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
+    "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError",
+    "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
     "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
     "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
     "write_atomic", "write_into",

@@ -24,6 +24,19 @@ app.add_typer(config_app, name="config")
 
 JsonFlag = typer.Option(False, "--json", help="Print JSON instead of a table.")
 OutOption = typer.Option(None, "--out", help="Output folder (default: ./scientist-runs, or out_dir in settings).")
+UnisolatedOption = typer.Option(False, "--allow-unisolated-code", help="Run generated code even where the sandbox "
+                                "cannot isolate it: it then reaches your files, network and processes (default: "
+                                "refuse; also [sandbox] allow_unisolated_code).")
+
+
+def _settings(allow_unisolated_code: bool, **flags: Any):
+    """The effective settings with the command's flags; --allow-unisolated-code can only add the user's consent."""
+    from scientist_core.settings import load_settings
+
+    settings = load_settings(**flags)
+    if not allow_unisolated_code:
+        return settings
+    return settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={"allow_unisolated_code": True})})
 
 
 def _print_json(data: Any) -> None:
@@ -168,13 +181,12 @@ def logs(run: Optional[str] = typer.Option(None, "--run", help="Run id (default:
 @app.command()
 def baseline(template: str = typer.Argument(..., help="Template name, see `scientist templates`."),
              quick: bool = typer.Option(False, "--quick", help="Quick mode: a short run on a CPU (the template sets how short)."),
-             out: Optional[Path] = OutOption) -> None:
+             out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Run a template's unchanged experiment and print where its final_info.json went."""
     from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.baseline import run_baseline
-    from scientist_core.settings import load_settings
 
-    settings = load_settings(out_dir=out)
+    settings = _settings(allow_unisolated_code, out_dir=out)
     writable_outputs(settings)
     outcome = run_baseline(_host(), settings, template, quick)
     assert outcome.results is not None
@@ -267,7 +279,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget for the run in USD."),
         coder: Optional[str] = typer.Option(None, "--coder", help="What applies code changes: search_replace "
                                             "(built-in) or an installed coder such as aider (`scientist coder list`)."),
-        out: Optional[Path] = OutOption) -> None:
+        out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
 
     Defaults come from the [run] section of scientist.toml (see `scientist config show`); flags override them.
@@ -278,9 +290,9 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
     from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.context import RunOptions
     from scientist_core.pipeline.run import start_run
-    from scientist_core.settings import load_settings
 
-    settings = load_settings(out_dir=out, max_cost=max_cost, model=model, reviewer_model=reviewer_model, coder=coder)
+    settings = _settings(allow_unisolated_code, out_dir=out, max_cost=max_cost, model=model,
+                         reviewer_model=reviewer_model, coder=coder)
     flags = dict(num_ideas=num_ideas, reflections=reflections, novelty_rounds=novelty_rounds,
                  skip_novelty=skip_novelty, max_runs=max_runs, max_tries=max_tries, fresh_ideas=fresh_ideas,
                  citation_rounds=citation_rounds,
@@ -305,13 +317,12 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
            max_cost: Optional[float] = typer.Option(None, "--max-cost", help="A new budget in USD."),
            coder: Optional[str] = typer.Option(None, "--coder", help="What applies code changes (see "
                                                "`scientist run --help`)."),
-           out: Optional[Path] = OutOption) -> None:
+           out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Continue a run after a crash, a kill or a spent budget, without redoing finished work."""
     from scientist_core.paths import writable_outputs
     from scientist_core.pipeline.run import resume_run
-    from scientist_core.settings import load_settings
 
-    settings = load_settings(out_dir=out, max_cost=max_cost, coder=coder)
+    settings = _settings(allow_unisolated_code, out_dir=out, max_cost=max_cost, coder=coder)
     writable_outputs(settings, existing_store=True)
     progress = _ConsoleProgress()
     try:

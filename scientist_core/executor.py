@@ -14,6 +14,8 @@ from scientist_core.component import Component
 LimitName = Literal["timeout", "memory", "cpu_time", "procs", "disk", "stdout"]
 # the folder of a run's stdout.log and stderr.log inside its work folder, unless the caller gives another
 LOG_DIR_NAME = ".sandbox"
+# the user's two ways of accepting that generated code runs where an executor cannot isolate it
+ACCEPT_UNISOLATED = "allow_unisolated_code = true under [sandbox] in scientist.toml, or --allow-unisolated-code"
 
 
 class Limits(BaseModel):
@@ -55,9 +57,9 @@ class Limits(BaseModel):
         False,
         description="False: the run gets its own network namespace with only a loopback interface (no network). True: the host network.",
     )
-    require_isolation: bool = Field(
+    allow_unisolated_code: bool = Field(
         False,
-        description="Refuse to run (SandboxError) unless PID, filesystem, user and (when network is False) network isolation are all in force.",
+        description="Run even where the sandbox cannot isolate the run (mode none: no namespaces), so that it shares the caller's processes, files, network or root. False: SandboxError naming what is missing, before the command starts.",
     )
     env: dict[str, str] = Field(
         default_factory=dict,
@@ -65,7 +67,7 @@ class Limits(BaseModel):
     )
     read_only: list[str] = Field(
         default_factory=list,
-        description="Folders the run may read even where they lie in a hidden one (the caller's home, /tmp): bound at their own paths, read-only.",
+        description="Folders (or files) the run may read even where they lie in a hidden one (the caller's home, /tmp): bound at their own paths, read-only.",
     )
 
     @field_validator("env")

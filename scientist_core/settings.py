@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from scientist_core.errors import SettingsError, first_problem
@@ -41,7 +41,15 @@ class SandboxSettings(BaseModel):
     disk_mb: int | None = Field(None, gt=0, description="quota for what a run writes, MB")
     procs: int | None = Field(None, gt=0, description="processes and threads per run")
     network: bool | None = Field(None, description="allow network access from runs")
-    require_isolation: bool | None = Field(None, description="refuse to run where an isolation is unavailable")
+    allow_unisolated_code: bool = Field(False, description="run generated code even where the sandbox cannot isolate "
+                                        "it: it then shares your files, network and processes (docs/sandbox.md)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _require_isolation_is_gone(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "require_isolation" in values:
+            raise ValueError("require_isolation is gone: isolation is required unless allow_unisolated_code = true")
+        return values
 
 
 class RunSettings(BaseModel):

@@ -238,7 +238,7 @@ def finished_baseline(place, small_disk) -> tuple[Path, Path, dict[str, str]]:
     out = small_disk / "out"
     first = scientist(place, "baseline", "example", "--quick", "--out", str(out))
     assert first.returncode == 0, first.stderr
-    run_dir = Path(first.stdout.strip()).parent.parent
+    run_dir = Path(first.stdout.strip()).parents[2]  # <run>/sandbox/run_0/final_info.json
     return out, run_dir, snapshot(run_dir)
 
 
@@ -290,7 +290,8 @@ def test_a_disk_that_fills_during_a_run_keeps_the_finished_stages(place, model_s
     done = {stage["name"] for stage in logs["stages"] if stage["status"] == "done"}
     assert {"ideas", "novelty:wider_hidden_layers", "experiments:wider_hidden_layers"} <= done
     run_dir = Path(logs["run"]["workdir"])
-    assert all((run_dir / "wider_hidden_layers" / f"run_{index}" / "final_info.json").is_file() for index in range(3))
+    runs = run_dir / "wider_hidden_layers" / "sandbox"
+    assert all((runs / f"run_{index}" / "final_info.json").is_file() for index in range(3))
     assert logs["total"]["calls"] > 0  # the ledger of what was paid for
 
 

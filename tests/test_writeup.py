@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import struct
+import uuid
 import zlib
 from pathlib import Path
 
@@ -18,18 +19,20 @@ import pytest
 from scientist_core.hookspecs import hookimpl
 from scientist_core.metrics import better_direction
 from scientist_core.models import DatasetResult, FinalInfo, Idea, Paper
-from scientist_core.pipeline.context import Figure, RunContext, RunOptions, RunRecord
+from scientist_core.errors import SandboxError
+from scientist_core.pipeline.context import Figure, RunContext, RunOptions, RunRecord, configured_plugin
 from scientist_core.pipeline.machine import machine_facts
 from scientist_core.pipeline.writeup import write_paper
 from scientist_core.plugins import PluginInfo
 from scientist_core.searcher import Searcher
-from scientist_core.settings import load_settings
+from scientist_core.settings import SandboxSettings, load_settings
 from scientist_core.store import Store
 from scientist_core.writer import WriteupResult
 from scientist_paper.checks import SectionRules, check_section, normalize_text
 from scientist_paper.repairs import plain_text_section, repair_section
 from scientist_paper.results import meta_tex, result_values, results_table_tex, run_label
 from scientist_paper.writer import preflight_latex
+from scientist_sandbox import runner as sandbox_runner
 
 needs_latex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("chktex") is None,
                                  reason="needs latexmk, pdflatex and chktex (scripts/system-packages.txt)")
@@ -369,6 +372,59 @@ def test_revision_after_review_keeps_citations_and_writes_beside(make_ctx, fake_
     asked = fake_llm.history[-1].messages[-1].content
     assert "too short" in asked and "The current text of the Related Work section" in asked
     assert not fake_llm.replies
+
+
+# A model trying to read a file with each section (the routes of plugins/paper/tests/test_tex_confinement.py).
+FILE_READS = {
+    "introduction": r"As background we quote $^^5cinput{{{canary}}}$ here.",
+    "background": r"The file reads \pdffiledump offset 0 length 40 {{{canary}.tex}} in hex.",
+    "method": r"We include \begin{{input}}{{{canary}}} the notes.",
+    "experimental-setup": r"\ExplSyntaxOn \file_get:nnNTF {{{canary}.tex}} {{}} \l_tmpa_tl {{\tl_use:N \l_tmpa_tl}} "
+                          r"{{}} \ExplSyntaxOff The setup follows.",
+    "results": r"\newread\leak\openin\leak={canary}.tex \read\leak to\got \got\closein\leak The results follow.",
+    "conclusion": r"\catcode`\|=0 |input{{{canary}}} We conclude.",
+    "related-work": r"\csname input\endcsname{{{canary}}} Related work follows.",
+}
+
+
+@needs_latex
+def test_a_paper_whose_model_tries_to_read_a_file_leaks_it_nowhere(make_ctx, fake_llm, tmp_path):
+    """Every section tries to read a canary outside the paper folder; the checks refuse each try and code removes
+    it (no fix rounds here): the canary is in no PDF, no file under the output folder and no ledger row."""
+    canary = tmp_path / "outside" / "canary"
+    canary.parent.mkdir()
+    token = "CANARY" + uuid.uuid4().hex.upper()
+    canary.with_suffix(".tex").write_text(token + "\n")
+    ctx, workspace, figures = make_ctx(writeup_fix_rounds=0)
+    attacks = {name: f"{SECTIONS[name]}\n\n{text.format(canary=canary)}" for name, text in FILE_READS.items()}
+    script_paper(fake_llm, sections=attacks, drafts=attacks)
+
+    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+
+    assert result.pdf_path is not None and not fake_llm.replies
+    assert any(str(canary) in message.content for call in fake_llm.history for message in call.messages)
+    assert token not in "".join(pdf_text(result.pdf_path)[0].split())
+    written = [path for path in (tmp_path / "out").rglob("*") if path.is_file() and not path.is_symlink()]
+    assert [path for path in written if token.encode() in path.read_bytes()] == []
+    assert token not in json.dumps(ctx.store.llm_calls("run"))
+
+
+@needs_latex
+def test_the_compiler_obeys_the_sandbox_settings(plugin_host, tmp_path, monkeypatch):
+    """[sandbox] allow_unisolated_code reaches the compiler, as it reaches every experiment run: where the sandbox
+    cannot isolate (mode "none", forced here), the compile is refused before anything runs unless it is set."""
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    (folder / "paper.tex").write_text("\\documentclass{article}\\begin{document}Text.\\end{document}\n")
+    strict = configured_plugin(plugin_host, load_settings(), "compiler")
+    assert not strict.config.allow_unisolated_code
+    monkeypatch.setattr(sandbox_runner, "_FORCE_NO_NAMESPACES", True)
+    with pytest.raises(SandboxError):
+        strict.compile(folder, "paper.tex")
+    assert not (folder / "paper.pdf").exists()
+    allowed = load_settings().model_copy(update={"sandbox": SandboxSettings(allow_unisolated_code=True)})
+    lenient = configured_plugin(plugin_host, allowed, "compiler")
+    assert lenient.config.allow_unisolated_code and lenient.compile(folder, "paper.tex").ok
 
 
 @needs_latex

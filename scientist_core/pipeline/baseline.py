@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scientist_core.errors import ExperimentError
 from scientist_core.pipeline.context import LOGS_DIR, SANDBOX_DIR, configured_plugin, new_run_id
-from scientist_core.pipeline.execution import RunOutcome, execute_run, run_limits
+from scientist_core.pipeline.execution import RunOutcome, execute_run, probe_isolation, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
@@ -19,6 +19,7 @@ def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick
     executor = configured_plugin(host, settings, "executor")
     knobs = template.knobs(quick=quick)
     limits = run_limits(template, quick, settings)  # the template's data first: offline, nothing is started
+    probe_isolation(executor, limits)  # refused here, before anything is recorded, where runs cannot be isolated
 
     run_id = new_run_id(f"{template.name}-baseline")
     folder = Path(settings.out_dir) / run_id

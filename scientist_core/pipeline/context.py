@@ -29,8 +29,10 @@ NOTES_FILE = "notes.txt"     # in an idea's folder: the lab journal of its runs,
 
 def configured_plugin(host: PluginHost, settings: Settings, kind: str) -> Any:
     """The plugin of `kind` that the settings choose (the setting named `kind`), with its `[<kind>s.NAME]` section:
-    how preflight and the stages both resolve the executor, coder, writer, compiler and reviewer."""
-    return host.create(kind, getattr(settings, kind), getattr(settings, f"{kind}s"))
+    how preflight and the stages both resolve the executor, coder, writer, compiler and reviewer. The compiler runs
+    the model's LaTeX in the sandbox, so it gets the user's [sandbox] allow_unisolated_code too (Compiler.Config)."""
+    flags = {"allow_unisolated_code": settings.sandbox.allow_unisolated_code} if kind == "compiler" else None
+    return host.create(kind, getattr(settings, kind), getattr(settings, f"{kind}s"), flags)
 
 
 def searchers_from_settings(settings: Settings | None = None, host: PluginHost | None = None,

@@ -111,6 +111,10 @@ ISOLATIONS = {"processes": "other processes", "filesystem": "files outside the r
               "unprivileged": "root"}
 
 
+# how the console names the user's consent to generated code that runs unisolated
+UNISOLATED_ALLOWED = "you allowed it: allow_unisolated_code"
+
+
 def contained(network_allowed: bool = False) -> str:
     """What every isolation holding means for a run, in the words the console uses."""
     return f"own processes, {'the network it was allowed' if network_allowed else 'no network'}, writes only to " \

@@ -18,10 +18,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from scientist_core.errors import PathError, ScientistError, StoreError
+from scientist_core.executor import ACCEPT_UNISOLATED
 from scientist_core.models import Idea
 from scientist_core.pipeline.context import (LOGS_DIR, NOTES_FILE, RunContext, RunOptions, configured_plugin,
                                             new_run_id)
-from scientist_core.pipeline.execution import contained, probe_isolation, run_limits, uncontained
+from scientist_core.pipeline.execution import UNISOLATED_ALLOWED, contained, probe_isolation, run_limits, uncontained
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
@@ -103,8 +104,12 @@ def preflight(settings: Settings, host: PluginHost, options: RunOptions,
                                  "set run.code_changes = false")
     executor = configured_plugin(host, settings, "executor")
     limits = run_limits(template, options.quick, settings)
-    reachable = uncontained([probe_isolation(executor, limits)], limits.network)
-    report(f"sandbox: generated code will reach {', '.join(reachable)} (no namespaces: docs/sandbox.md, mode none)"
+    reachable = uncontained([probe_isolation(executor, limits)], limits.network)  # refused here unless allowed
+    if reachable and not settings.sandbox.allow_unisolated_code:  # an executor that did not refuse by itself
+        raise ScientistError(f"the executor {settings.executor!r} cannot isolate generated code on this machine: "
+                             f"it would reach {', '.join(reachable)}", f"fix the machine (docs/sandbox.md), or "
+                             f"accept the risk: {ACCEPT_UNISOLATED}")
+    report(f"sandbox: generated code will reach {', '.join(reachable)} ({UNISOLATED_ALLOWED}; docs/sandbox.md)"
            if reachable else f"sandbox: each run isolated ({contained(limits.network)})")
     installed = set(host.names("searcher"))
     chain = [name for name in settings.searchers_order if name in installed]
@@ -177,8 +182,10 @@ def _isolation(ctx: RunContext) -> str:
         return ""
     network = run_limits(ctx.template, ctx.options.quick, ctx.settings).network
     reachable = uncontained(isolations, network)
-    return (f"sandbox: NOT every run was contained: generated code could reach {', '.join(reachable)}" if reachable
-            else f"sandbox: every run was isolated ({contained(network)})")
+    if not reachable:
+        return f"sandbox: every run was isolated ({contained(network)})"
+    consent = f" ({UNISOLATED_ALLOWED})" if ctx.settings.sandbox.allow_unisolated_code else ""
+    return f"sandbox: NOT every run was contained: generated code could reach {', '.join(reachable)}{consent}"
 
 
 def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],

@@ -36,6 +36,12 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.fixture(scope="session")
+def find_processes():
+    """`processes_with`, for tests that look for a run's processes themselves."""
+    return processes_with
+
+
 def tree_bytes(root: Path) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file() and not path.is_symlink())
 
@@ -90,7 +96,7 @@ def full_isolation() -> None:
     probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"sandbox-probe-{uuid.uuid4().hex}"
     probe.mkdir()
     try:
-        sandbox.run(["python", "-c", "pass"], probe, sandbox.Limits(timeout_s=30, require_isolation=True))
+        sandbox.run(["python", "-c", "pass"], probe, sandbox.Limits(timeout_s=30))
     except SandboxError as exc:
         pytest.skip(f"needs root or unprivileged user namespaces: {exc.one_line()}")
     finally:

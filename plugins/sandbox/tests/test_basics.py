@@ -100,18 +100,33 @@ def test_a_malformed_command_is_a_caller_mistake(tmp_path, command):
         sandbox.run(command, tmp_path, sandbox.Limits())
 
 
-def test_require_isolation_refuses_when_an_isolation_is_missing(tmp_path, monkeypatch):
+def test_a_run_without_isolation_is_refused_unless_allowed(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "_FORCE_NO_NAMESPACES", True)
     marker = tmp_path / "ran"
     with pytest.raises(SandboxError) as caught:
-        sandbox.run(["touch", str(marker)], tmp_path, sandbox.Limits(timeout_s=20, require_isolation=True))
-    assert "processes" in caught.value.message and "network" in caught.value.message
-    assert "user namespaces" in (caught.value.hint or "")
+        sandbox.run(["touch", str(marker)], tmp_path, sandbox.Limits(timeout_s=20))
+    line = caught.value.one_line()
+    assert "your processes" in line and "the network" in line and "your files" in line
+    assert "user namespaces" in line and "allow_unisolated_code = true" in line and "--allow-unisolated-code" in line
     assert not marker.exists()  # refused before the command started
+    allowed = sandbox.run(["touch", str(marker)], tmp_path, sandbox.Limits(timeout_s=20, allow_unisolated_code=True))
+    assert allowed.ok and marker.exists() and not allowed.isolation["processes"]
 
 
-def test_require_isolation_runs_with_every_isolation_in_force(tmp_path, full_isolation):
-    result = sandbox.run(["python", "-c", "pass"], tmp_path, sandbox.Limits(timeout_s=20, require_isolation=True))
+def test_the_refusal_names_the_sysctl_that_forbids_user_namespaces(tmp_path):
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "user").mkdir()
+    (tmp_path / "kernel" / "unprivileged_userns_clone").write_text("0\n")
+    (tmp_path / "user" / "max_user_namespaces").write_text("63000\n")
+    assert "sysctl -w kernel.unprivileged_userns_clone=1" in sandbox.namespace_fix(tmp_path)
+    (tmp_path / "user" / "max_user_namespaces").write_text("0\n")
+    fix = sandbox.namespace_fix(tmp_path)
+    assert "kernel.unprivileged_userns_clone=1 and sysctl -w user.max_user_namespaces=15000" in fix
+    assert "apparmor" not in fix
+
+
+def test_every_isolation_is_in_force_where_the_machine_allows_it(tmp_path, full_isolation):
+    result = sandbox.run(["python", "-c", "pass"], tmp_path, sandbox.Limits(timeout_s=20))
     assert result.ok
     for name in ("processes", "network", "filesystem", "unprivileged", "rlimits", "env"):
         assert result.isolation[name] is True, name
@@ -141,7 +156,7 @@ def test_limits_model_forbids_unknown_fields_and_documents_every_field():
         "disk_mb": 2048,
         "stdout_mb": 10,
         "network": False,
-        "require_isolation": False,
+        "allow_unisolated_code": False,
         "env": {},
         "read_only": [],
     }

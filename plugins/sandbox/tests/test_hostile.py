@@ -209,7 +209,7 @@ def test_daemon_left_behind_by_a_finished_command_is_killed(hostile):
 
 def test_daemon_is_killed_even_without_namespaces(hostile, monkeypatch):
     monkeypatch.setattr(sandbox, "_FORCE_NO_NAMESPACES", True)
-    result, _ = hostile.run(DAEMONIZE + "while True:\n    pass\n", timeout_s=1.5)
+    result, _ = hostile.run(DAEMONIZE + "while True:\n    pass\n", timeout_s=1.5, allow_unisolated_code=True)
     assert result.limit_hit == "timeout"
     assert result.isolation["processes"] is False
     assert "namespaces disabled" in result.notes
@@ -304,6 +304,53 @@ def test_writes_outside_the_run_folder_fail(hostile, tmp_path, full_isolation):
             assert os.geteuid() != 0
     assert (Path(result.workdir) / "inside.txt").read_text() == "fine"
     assert result.isolation["filesystem"] is True
+
+
+def test_system_only_shows_the_system_the_run_folder_and_what_is_read_only(tmp_path, full_isolation):
+    """What the LaTeX compiler runs under: /etc (but one file and one folder lent read-only), /var, /srv and every
+    other folder at the top are empty; the system's programs work and the run folder is writable."""
+    workdir, lent, config = tmp_path / "run", tmp_path / "lent", tmp_path / "conf" / "tool.rc"
+    for folder in (workdir, lent, config.parent):
+        folder.mkdir()
+        folder.chmod(0o755)  # reachable for the run's own uid when the suite runs as root
+    (lent / "tree.txt").write_text("lent folder")
+    config.write_text("lent file")
+    (tmp_path / "conf" / "secret.txt").write_text("not lent")
+    for path in (lent / "tree.txt", config, tmp_path / "conf" / "secret.txt"):
+        path.chmod(0o644)
+    code = textwrap.dedent(f"""
+        import json, os, subprocess
+
+        def read(path):
+            try:
+                return open(path).read()
+            except OSError as exc:
+                return exc.strerror
+
+        def writable(path):
+            try:
+                open(path, "w").close()
+                return True
+            except OSError:
+                return False
+
+        print(json.dumps({{"etc": os.listdir("/etc"), "var": os.listdir("/var"), "passwd": read("/etc/passwd"),
+                          "lent": read({str(lent / "tree.txt")!r}), "config": read({str(config)!r}),
+                          "secret": read({str(tmp_path / "conf" / "secret.txt")!r}),
+                          "etc_writable": writable("/etc/planted"), "here_writable": writable("inside.txt"),
+                          "ls": subprocess.run(["ls", "/usr"], capture_output=True).returncode}}))
+        """)
+    limits = sandbox.Limits(timeout_s=30, read_only=[str(lent), str(config)])
+    shown = sandbox.run(["python", "-c", "print(open('/etc/passwd').read()[:4])"], workdir, limits)
+    assert shown.stdout_tail.strip(), "the default view shows /etc"
+    result = sandbox.run(["python", "-c", code], workdir, limits, system_only=True)
+    seen = json.loads(result.stdout_tail)
+    assert seen["passwd"] == "No such file or directory" and seen["var"] == []
+    assert seen["etc"] == []
+    assert (seen["lent"], seen["config"]) == ("lent folder", "lent file")
+    assert seen["secret"] == "No such file or directory"
+    assert seen["here_writable"] and not seen["etc_writable"] and seen["ls"] == 0
+    assert not Path("/etc/planted").exists()
 
 
 def test_run_has_no_privileges_inside(hostile, full_isolation):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from scientist_core.testing.no_namespaces import supported as no_namespaces_here
 from scientist_sandbox import runner as sandbox
 from scientist_sandbox.command import app
 
@@ -95,3 +96,22 @@ def test_exec_as_a_real_process(tmp_path):
     assert failed.returncode == 1 and json.loads(failed.stdout)["limit_hit"] == "timeout"
     usage = _subprocess("-w", str(tmp_path / "nope"), "--", "true")
     assert usage.returncode == 2 and usage.stderr.startswith("Error: work folder") and usage.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(no_namespaces_here() is not None, reason=str(no_namespaces_here()))
+def test_exec_where_the_kernel_refuses_namespaces_runs_only_when_allowed(tmp_path):
+    """Under a seccomp filter that fails unshare(2), as in a Docker container: refused (one line, exit 2) and the
+    command never ran; with --allow-unisolated-code it runs and its result says what it lacked."""
+    code = "open('ran', 'w').close()"
+    command = [sys.executable, "-m", "scientist_core.testing.no_namespaces", sys.executable, "-c",
+               "from scientist_sandbox.command import app; app()", "exec", "-w", str(tmp_path), "--", "python", "-c",
+               code]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot isolate generated code" in refused.stderr and "--allow-unisolated-code" in refused.stderr
+    assert not (tmp_path / "ran").exists()
+    command.insert(command.index("-w"), "--allow-unisolated-code")
+    allowed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0, allowed.stderr
+    isolation = json.loads(allowed.stdout)["isolation"]
+    assert (tmp_path / "ran").exists() and not isolation["processes"] and not isolation["filesystem"]

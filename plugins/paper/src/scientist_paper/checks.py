@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from scientist_paper.commands import CONTROL_WORD, decode_carets, forbidden_uses
 from scientist_paper.latex import NON_ASCII, latex_escape, non_ascii_encoder
 from scientist_paper.results import CLAIM, WORD, Comparison, ResultValue, compare_with_baseline, has_phrase, value_text
 
@@ -59,20 +60,6 @@ class Problem:
         return self.message
 
 
-# Commands a section may not use: files, the shell, the preamble's job, redefinitions of what code writes.
-FORBIDDEN_COMMANDS = frozenset({
-    "input", "include", "includeonly", "InputIfFileExists", "write", "write18", "immediate", "openout", "openin",
-    "closeout", "closein", "read", "readline", "newwrite", "newread", "special", "catcode", "csname",
-    "endcsname", "expandafter", "makeatletter", "makeatother", "usepackage", "RequirePackage", "documentclass",
-    "bibliography", "bibliographystyle", "nocite", "maketitle", "title", "author", "date", "def", "gdef",
-    "edef", "xdef", "let", "renewcommand", "renewenvironment", "DeclareRobustCommand", "includegraphics",
-    "tableofcontents", "verbatiminput", "lstinputlisting", "graphicspath", "pdfoutput", "output", "end@dblfloat",
-    "scantokens", "directlua", "loop", "repeat",
-})
-FORBIDDEN_ENVIRONMENTS = frozenset({"figure", "figure*", "abstract", "document", "filecontents",
-                                    "filecontents*", "thebibliography"})
-PROTECTED_MACROS_RE = re.compile(r"^(?:result|PaperTitle|PaperAbstract|Env[A-Za-z]*)$")
-DEFINING_COMMANDS = ("newcommand", "providecommand", "newenvironment")
 ABBREVIATIONS = frozenset({"e.g", "i.e", "al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "sec", "tab",
                            "resp", "approx", "no", "dr", "prof", "mr", "ms"})
 
@@ -81,7 +68,6 @@ CITE = re.compile(r"\\(cite[a-zA-Z]*|nocite)\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^{}]
 RESULT = re.compile(r"\\result\s*\{([^{}]*)\}")
 REF = re.compile(r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\*?\s*\{([^{}]*)\}")
 LABEL = re.compile(r"\\label\s*\{([^{}]*)\}")
-CONTROL_WORD = re.compile(r"\\([A-Za-z@]+|.)")
 _KEY_ARG_COMMANDS = re.compile(
     r"\\(?:result|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
     r"include|url|href|begin|end|hspace|vspace|setlength|addtolength|rule)\*?\s*(?:\[[^\]]*\]\s*)*\{[^{}]*\}")
@@ -153,9 +139,10 @@ _MARKDOWN_BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
 
 
 def normalize_text(text: str) -> str:
-    """A model's LaTeX made safe for pdflatex without changing its meaning: commands mangled by JSON escaping
-    restored, a Markdown fence or **bold** undone, typographic Unicode as LaTeX, other non-ASCII as LaTeX
-    macros, line ends and trailing spaces normalised."""
+    """A model's LaTeX made safe for pdflatex without changing its meaning: `^^` escapes decoded, commands mangled
+    by JSON escaping restored, a Markdown fence or **bold** undone, typographic Unicode as LaTeX, other non-ASCII
+    as LaTeX macros, line ends and trailing spaces normalised."""
+    text = decode_carets(text)  # what TeX reads: ^^5c is a backslash
     for pattern, replacement in _JSON_ESCAPES:
         text = pattern.sub(replacement, text)
     text = _DOUBLED.sub(lambda m: "\\", text)
@@ -294,7 +281,7 @@ def check_section(text: str, rules: SectionRules) -> list[Problem]:
             problems.append(Problem("unknown_label", f"line {_line_of(text, match.start())}: \\{match.group(1)}"
                                     f"{{{label}}} refers to no label of this paper (labels: "
                                     f"{', '.join(sorted(rules.labels))})", *match.span()))
-    problems += command_problems(stripped, text)
+    problems += command_problems(text)
     for match in PERCENT_COMMENT.finditer(text):
         problems.append(Problem("percent", f"line {_line_of(text, match.start())}: a bare % after a number starts a "
                                 "comment and hides the rest of the line; write \\% (and no typed results)",
@@ -718,26 +705,15 @@ def _term_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
     return problems
 
 
-def command_problems(stripped: str, text: str) -> list[Problem]:
-    problems = []
-    for match in CONTROL_WORD.finditer(stripped):
-        name = match.group(1)
-        if name in FORBIDDEN_COMMANDS:
-            problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: \\{name} may not be used in "
-                                    "a section (code writes the preamble, figures, bibliography and files)",
-                                    *match.span()))
-        elif name in DEFINING_COMMANDS:
-            after = re.match(r"\*?\s*\{?\s*\\([A-Za-z]+)", stripped[match.end():])
-            if after and PROTECTED_MACROS_RE.match(after.group(1)):
-                problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: \\{after.group(1)} is "
-                                        "defined by code and may not be redefined", *match.span()))
-        elif name == "section":
+def command_problems(text: str) -> list[Problem]:
+    """Forbidden commands and environments (commands.forbidden_uses: in what TeX reads, comments and math
+    included), and \\section."""
+    problems = [Problem("forbidden", f"line {_line_of(text, start)}: {what}" if start >= 0 else what, start, end)
+                for start, end, what in forbidden_uses(text)]
+    for match in CONTROL_WORD.finditer(text):
+        if match.group(1) == "section":
             problems.append(Problem("section", f"line {_line_of(text, match.start())}: no \\section in a section's "
                                     "text (code writes the heading); use \\subsection if needed", *match.span()))
-    for match in re.finditer(r"\\begin\s*\{([^{}]*)\}", stripped):
-        if match.group(1).strip() in FORBIDDEN_ENVIRONMENTS:
-            problems.append(Problem("forbidden", f"line {_line_of(text, match.start())}: no {match.group(1)} "
-                                    "environment in a section (code places figures and the abstract)", *match.span()))
     return problems
 
 

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from scientist_paper.checks import (
-    CITE, COMMENT, CONTROL_WORD, FORBIDDEN_ENVIRONMENTS, LABEL, NUMBER, PERCENT_COMMENT, REF, RESULT, RUN_LABEL,
-    SECTION_CMD, SectionRules, check_section, collapse_blank_lines, command_problems, labels_in, markdown_problems,
-    markdown_to_latex, normalize_text, number_problems, parse_error, prose_of, prose_sentences, sentence_bounds,
-    text_specials,
+    CITE, COMMENT, LABEL, NUMBER, PERCENT_COMMENT, REF, RESULT, RUN_LABEL, SECTION_CMD, SectionRules, check_section,
+    collapse_blank_lines, command_problems, labels_in, markdown_problems, markdown_to_latex, normalize_text,
+    number_problems, parse_error, prose_of, prose_sentences, sentence_bounds, text_specials,
 )
+from scientist_paper.commands import CONTROL_WORD, FORBIDDEN_ENVIRONMENTS, decode_carets
 from scientist_paper.latex import NON_ASCII, latex_escape
 
 
@@ -104,6 +104,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     improvement, text said before in the section or copied from the prompt, a knob said to move the wrong way, or
     terms nothing recorded are deleted. If the text is still unbalanced it becomes plain text (plain_text_section)."""
     done: list[str] = []
+    text = decode_carets(text)
     if markdown_problems(text, text):
         text = markdown_to_latex(text)
         done.append("turned Markdown into LaTeX (bullets into itemize; tables, headings and fences removed)")
@@ -117,11 +118,14 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
     text = _remove_environments(text, sorted(FORBIDDEN_ENVIRONMENTS - {"document", "abstract"}))
     text = re.sub(r"\\(?:begin|end)\s*\{(?:document|abstract)\}", "", text)
     for _ in range(200):
-        problem = next((p for p in command_problems(text, text) if p.kind == "forbidden"), None)
+        problem = next((p for p in command_problems(text) if p.kind == "forbidden" and p.start >= 0), None)
         if problem is None:
             break
-        name = CONTROL_WORD.match(text, problem.start).group(1)
-        text = _remove_command(text, problem.start, name)
+        command = CONTROL_WORD.match(text, problem.start)
+        if command:
+            text = _remove_command(text, problem.start, command.group(1))
+        else:  # a ^^ left at the very end
+            text = text[:problem.start] + text[problem.end:]
     leading = SECTION_CMD.match(text.lstrip())
     if leading:
         text = text.lstrip()[leading.end():]

@@ -886,8 +886,7 @@ class _Writer:
 
     def compile(self) -> Path | None:
         """Compile with the fix rounds, then the fallbacks; the PDF, or None (the reason is in problems)."""
-        compiler = self.ctx.host.create("compiler", getattr(self.ctx.settings, "compiler", "latexmk"),
-                                        self.ctx.settings.compilers)
+        compiler = self.ctx.plugin("compiler")
         readiness = compiler.readiness()
         self.write_sources()
         if not readiness.ready:

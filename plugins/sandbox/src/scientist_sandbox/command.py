@@ -1,7 +1,7 @@
 """`scientist sandbox exec`: run one command in the sandbox and print what happened as JSON.
 
 Exit status: 0 when the command exited 0 within its limits, 1 when it failed or hit a limit,
-2 for usage errors (bad option, missing work folder, isolation required but unavailable).
+2 for usage errors (bad option, missing work folder, an isolation unavailable and not allowed).
 The runner is imported only when a command runs, to keep `scientist --help` fast.
 """
 
@@ -64,8 +64,13 @@ def exec_command(
     cpu_time: Annotated[Optional[float], typer.Option("--cpu-time", help="CPU-time cap in seconds (default: none).", show_default=False)] = None,
     stdout_mb: Annotated[Optional[float], typer.Option("--stdout-mb", help="Cap on each captured stream in MiB (default: 10).", show_default=False)] = None,
     network: Annotated[bool, typer.Option("--network", help="Give the command the host network (default: none).")] = False,
-    require_isolation: Annotated[
-        bool, typer.Option("--require-isolation", help="Refuse to run unless every isolation is in force.")
+    allow_unisolated_code: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unisolated-code",
+            help="Run even where the sandbox cannot isolate the command (it then reaches your files, network and "
+            "processes). Default: refuse.",
+        ),
     ] = False,
     env: Annotated[
         Optional[list[str]], typer.Option("--env", "-e", help="KEY=VALUE to pass into the sandbox (repeatable).", show_default=False)
@@ -80,7 +85,7 @@ def exec_command(
     from scientist_core import Limits, SandboxError, ScientistError, writable_folder
     from scientist_sandbox.runner import run
 
-    fields: dict[str, object] = {"network": network, "require_isolation": require_isolation}
+    fields: dict[str, object] = {"network": network, "allow_unisolated_code": allow_unisolated_code}
     for name, value in (("timeout_s", timeout), ("cpu_time_s", cpu_time), ("stdout_mb", stdout_mb)):
         if value is not None:
             fields[name] = value

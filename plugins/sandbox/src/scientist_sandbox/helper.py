@@ -250,6 +250,7 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
         """(folder, writable) to cover with a fresh tmpfs; exposures are bound back inside."""
         shm_and_tmp = [("/tmp", True), ("/var/tmp", True), ("/dev/shm", True)]
         tops = shm_and_tmp + [("/run", False)] + [(home, False) for home in spec["homes"]]
+        tops += [(path, False) for path in spec["hidden"]]
         if sandbox_uid is not None:
             # Folders the unprivileged uid could not traverse: hide them, and bind back what it needs.
             for path in spec["exposures"]:
@@ -277,7 +278,7 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         except OSError as exc:  # e.g. a container that masks parts of /proc: the host's list stays visible
             problems.append(f"no private /proc: {exc.strerror}")
-        exposures = sorted({p for p in spec["exposures"] if os.path.isdir(p)}, key=len)
+        exposures = sorted({p for p in spec["exposures"] if os.path.isdir(p) or os.path.isfile(p)}, key=len)
         minimal: list[str] = []
         for path in exposures:
             if not any(under(path, kept) for kept in minimal):
@@ -285,7 +286,7 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
         tops = hidden_tops()
         writable_tops = [top for top, writable in tops if writable]
         for top, writable in tops:
-            inside = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in minimal if under(p, top)]
+            inside = [(p, os.open(p, os.O_PATH)) for p in minimal if under(p, top)]
             size = spec["tmpfs_mb"] if writable else 1
             options = f"mode={'1777' if writable else '0755'}" + (f",size={size}m" if size else "")
             mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, options)
@@ -296,11 +297,18 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
                     folder = top.rstrip("/") + "/" + "/".join(parts[:depth])
                     if not os.path.isdir(folder):
                         made.append(folder)
-                os.makedirs(path, mode=0o755, exist_ok=True)
+                if os.path.isdir(f"/proc/self/fd/{fd}"):
+                    os.makedirs(path, mode=0o755, exist_ok=True)
+                else:  # a single file (a tool's configuration): an empty one to bind it onto
+                    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o444))
                 mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
                 os.close(fd)
             for folder in made:
                 os.chmod(folder, 0o555)
+        for path in spec["hidden"]:  # a file at the top of the filesystem: an empty one in its place
+            if os.path.isfile(path) and not os.path.islink(path):
+                mount("/dev/null", path, None, MS_BIND)
         for point, options in mountinfo():
             if under(point, "/proc") or point in writable_tops:
                 continue
@@ -401,14 +409,15 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
         report("exit", status=status, maxrss_kb=maxrss_kb)
         return status
 
-    def refuse_if_required(drop: bool) -> None:
+    def refuse_unless_isolated(drop: bool) -> None:
+        """Exit before the command starts if an isolation is missing, unless the caller accepted that."""
         isolation["unprivileged"] = real_uid != 0 or drop
-        if not spec["require"]:
+        if spec["allow_unisolated"]:
             return
         wanted = ["processes", "filesystem", "unprivileged"] + ([] if spec["network"] else ["network"])
         missing = [name for name in wanted if not isolation[name]]
         if missing:
-            report("refuse", missing=missing, notes=notes)
+            report("refuse", missing=missing, mode=mode, notes=notes)
             os._exit(125)
 
     in_pids_cgroup = spec["pids_procs_file"] in joined
@@ -428,7 +437,8 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
                         break
                 if not drop:
                     break
-        refuse_if_required(drop)
+        isolation["env"] = real_uid != 0 or drop  # a command that keeps root reads /proc/<caller>/environ
+        refuse_unless_isolated(drop)
         isolation["rlimits"] = True
         report("ready", isolation=isolation, notes=notes)
         prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the command stay below us, so we can kill them
@@ -479,7 +489,7 @@ def main() -> None:  # noqa: C901 - the helper's whole life, in the order it hap
             notes.append(f"could not bring up loopback: {exc}")
     LIBC.sethostname(b"sandbox", 7)
     drop = sandbox_uid is not None
-    refuse_if_required(drop)
+    refuse_unless_isolated(drop)
     isolation["rlimits"] = True
     report("ready", isolation=isolation, notes=notes)
     command_pid = os.fork()

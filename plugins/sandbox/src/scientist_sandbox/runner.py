@@ -2,8 +2,8 @@
 
 `run()` starts one command in a contained environment and always returns an `ExecutionResult`
 saying what happened (exit status, which limit was hit, resources used, log tails). It raises
-`SandboxError` only for caller mistakes: a missing work folder, or `require_isolation` asked for
-an isolation this machine cannot provide.
+`SandboxError` only for caller mistakes: a missing work folder, or an isolation this machine cannot
+provide while `allow_unisolated_code` is off.
 
 Layout of one run (`workdir` is the run folder chosen by the caller)::
 
@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from scientist_core import LOG_DIR_NAME, ExecutionResult, Limits, SandboxError
+from scientist_core import ACCEPT_UNISOLATED, LOG_DIR_NAME, ExecutionResult, Limits, SandboxError
 from scientist_sandbox.cgroups import MB, Cgroups
 from scientist_sandbox.files import disk_usage, give_back_ownership, remove_tree, take_ownership
 from scientist_sandbox.helper import PR_SET_DUMPABLE, descendants, kill, prctl, proc_table
@@ -70,6 +70,9 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV_MARKER = "SCIENTIST_SANDBOX_ID"
 
 SCRATCH_DIR_NAME = ".sandbox-tmp"
+
+# What a run with `system_only` sees besides its own folders: the system's programs, libraries and devices.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc")
 
 # When run as root, each run gets its own unprivileged uid/gid from this range (no passwd entry),
 # so RLIMIT_NPROC counts only that run's processes and runs cannot signal each other.
@@ -234,6 +237,12 @@ def _exposures(workdir: Path) -> list[str]:
     return sorted({os.path.realpath(path) for path in paths})
 
 
+def _beyond_system() -> list[str]:
+    """Everything at the top of the filesystem but SYSTEM_FOLDERS (links left out: they lead to one of the two)."""
+    with os.scandir("/") as entries:
+        return sorted(entry.path for entry in entries if entry.path not in SYSTEM_FOLDERS and not entry.is_symlink())
+
+
 def _homes() -> list[str]:
     """The caller's home folders (hidden inside the sandbox: keys, tokens and configs live there)."""
     homes = set()
@@ -253,8 +262,10 @@ def _passwd_home() -> str | None:
 class _Run:
     """One execution of `run()`: prepare, spawn, monitor, stop, clean up, report."""
 
-    def __init__(self, command: Sequence[str], workdir: Path, limits: Limits, log_dir: Path | None, tail_chars: int):
+    def __init__(self, command: Sequence[str], workdir: Path, limits: Limits, log_dir: Path | None, tail_chars: int,
+                 system_only: bool = False):
         self.command = list(command)
+        self.system_only = system_only
         self.workdir = workdir
         self.limits = limits
         self.tail_chars = tail_chars
@@ -300,23 +311,11 @@ class _Run:
             self._stop_everything()
             self._clean_up()
         if "refuse" in self.events:
-            raise SandboxError(
-                "sandbox isolation unavailable: " + ", ".join(self.events["refuse"]["missing"]),
-                hint=self._isolation_hint(),
-            )
+            raise _refusal(self.events["refuse"])
         if "ready" not in self.events:
             detail = self.events.get("error", {}).get("message") or _tail(self.stderr_path, 600).strip()
             raise SandboxError(f"the sandbox failed to start: {detail or 'no report from its helper'}")
         return self._result()
-
-    def _isolation_hint(self) -> str:
-        reasons = "; ".join(self.events["refuse"].get("notes", []))
-        hint = (
-            "run as root, or allow unprivileged user namespaces (Debian: sysctl -w kernel.unprivileged_userns_clone=1; "
-            "Ubuntu 24.04+: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0); in a container, give it "
-            "CAP_SYS_ADMIN and an unconfined seccomp profile, or set require_isolation=False to accept less"
-        )
-        return f"{hint} ({reasons})" if reasons else hint
 
     def _prepare(self) -> None:
         if self.skip and (self.log_dir.is_symlink() or (self.log_dir.exists() and not self.log_dir.is_dir())):
@@ -360,10 +359,11 @@ class _Run:
             "readonly_inside": [str(path) for path in self.skip],
             "exposures": _exposures(self.workdir) + [os.path.realpath(path) for path in limits.read_only],
             "homes": _homes(),
+            "hidden": _beyond_system() if self.system_only else [],
             "uid": self.uid,
             "gid": self.uid,
             "network": limits.network,
-            "require": limits.require_isolation,
+            "allow_unisolated": limits.allow_unisolated_code,
             "no_namespaces": _FORCE_NO_NAMESPACES,
             "rlimits": rlimits,
             "procs": limits.procs,
@@ -698,6 +698,46 @@ class _Run:
         self.limit_hit = next((name for name, hit in checks if hit), None)
 
 
+# what a run could reach without each isolation, in the words of the refusal
+_REACHES = {"processes": "your processes", "filesystem": "your files", "network": "the network",
+            "unprivileged": "root"}
+
+
+def _refusal(event: dict) -> SandboxError:
+    """The one line a refused run becomes: what the command would reach, why, and the two ways out."""
+    reaches = ", ".join(_REACHES.get(name, name) for name in event["missing"])
+    why = "; ".join(event.get("notes", [])) or "no reason given"
+    fix = namespace_fix() if event.get("mode") == "none" else f"fix what stopped it ({why})"
+    return SandboxError(
+        f"the sandbox cannot isolate generated code on this machine (mode {event.get('mode', '?')}: {why}): "
+        f"it would reach {reaches}",
+        hint=f"fix the machine: {fix}; or accept the risk: {ACCEPT_UNISOLATED} (docs/sandbox.md)",
+    )
+
+
+def namespace_fix(sysctl: Path = Path("/proc/sys")) -> str:
+    """How to give the sandbox namespaces here: the sysctl that forbids them when one does, else the usual ones."""
+
+    def value(name: str) -> str | None:
+        try:
+            return (sysctl / name).read_text().strip()
+        except OSError:
+            return None
+
+    blockers = [f"sysctl -w {name.replace('/', '.')}={wanted}" for name, bad, wanted in (
+        ("kernel/unprivileged_userns_clone", "0", "1"),
+        ("user/max_user_namespaces", "0", "15000"),
+        ("kernel/apparmor_restrict_unprivileged_userns", "1", "0"),
+    ) if value(name) == bad]
+    userns = (" and ".join(blockers) if blockers else
+              "sysctl -w kernel.unprivileged_userns_clone=1 (Debian) or "
+              "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+)")
+    if os.geteuid() == 0:
+        return f"let root create namespaces (a container needs --cap-add SYS_ADMIN --security-opt " \
+               f"seccomp=unconfined), or allow user namespaces ({userns})"
+    return f"allow unprivileged user namespaces ({userns})"
+
+
 def run(
     command: Sequence[str],
     workdir: Path,
@@ -705,12 +745,19 @@ def run(
     *,
     log_dir: Path | None = None,
     tail_chars: int = 4000,
+    system_only: bool = False,
 ) -> ExecutionResult:
     """Run `command` in `workdir` inside the sandbox, under `limits`; wait for it and report.
 
+    `system_only`: the run sees only its work folder, the interpreter, `limits.read_only` and the system's
+    programs, libraries and devices (SYSTEM_FOLDERS): every other folder at the top of the filesystem (/etc,
+    /var, /opt, /srv, /home ...) is covered by an empty read-only tmpfs, and every file there by an empty file.
+    For a tool that reads what a model wrote (the LaTeX compiler), so that a file it is told to read is not there.
+    Only with filesystem isolation: in mode "none" nothing can be hidden (it is refused unless `allow_unisolated_code`).
+
     Never raises for what the command does (failure, crash, limits): that is in the result. Raises
-    SandboxError for caller mistakes: an empty command, a missing work folder, or
-    `limits.require_isolation` when an isolation is unavailable.
+    SandboxError for caller mistakes: an empty command, a missing work folder, or an isolation this machine
+    cannot give while `limits.allow_unisolated_code` is off (the command then never starts).
     """
     if isinstance(command, str) or not command or not all(isinstance(part, str) and part for part in command):
         raise SandboxError(f"invalid command {command!r}", hint="give the command as a non-empty list of strings")
@@ -723,7 +770,8 @@ def run(
     if workdir == Path("/") or workdir == Path(os.path.realpath(os.path.expanduser("~"))):
         raise SandboxError(f"refusing to use {workdir} as a work folder", hint="give each run a folder of its own")
     _undumpable_caller()
-    return _Run(command, workdir, limits, Path(log_dir) if log_dir is not None else None, tail_chars).execute()
+    return _Run(command, workdir, limits, Path(log_dir) if log_dir is not None else None, tail_chars,
+                system_only).execute()
 
 
 def _undumpable_caller() -> None:
