@@ -399,7 +399,7 @@ def test_a_paper_whose_model_tries_to_read_a_file_leaks_it_nowhere(make_ctx, fak
     attacks = {name: f"{SECTIONS[name]}\n\n{text.format(canary=canary)}" for name, text in FILE_READS.items()}
     script_paper(fake_llm, sections=attacks, drafts=attacks)
 
-    result = write_paper(ctx, IDEA, workspace, RUNS, figures)
+    result = write_paper(ctx, IDEA, RUNS, figures)
 
     assert result.pdf_path is not None and not fake_llm.replies
     assert any(str(canary) in message.content for call in fake_llm.history for message in call.messages)

@@ -46,7 +46,7 @@ def searchers_from_settings(settings: Settings | None = None, host: PluginHost |
 
 
 def checkpoint_file(run_dir: Path, name: str) -> Path:
-    """Where the outcome of the finished stage or step `name` of the run in `run_dir` is kept (RunContext.checkpoint)."""
+    """Where the outcome of the finished stage or step `name` of the run in `run_dir` is kept (ctx.checkpoint)."""
     return run_dir / CHECKPOINTS_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]', '--', name)}.json"
 
 
@@ -148,7 +148,9 @@ class RunContext:
             except ValidationError:
                 self.report(f"{name}: its saved outcome is unreadable, so it is done again")
             else:
-                if stage and not any(s["name"] == name and s["status"] == "done" for s in self.store.stages(self.run_id)):
+                recorded = {s["name"]: s["status"] for s in self.store.stages(self.run_id)} if stage else {}
+                if stage and recorded.get(name) != "done":  # saved, then stopped before the store heard of it
+                    self.store.start_stage(self.run_id, name)
                     self.store.finish_stage(self.run_id, name, "done")
                 return outcome
         if stage:

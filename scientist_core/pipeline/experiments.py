@@ -271,8 +271,8 @@ def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planne
             failed.append(planned)  # this configuration ran or was checked; one whose code change failed may repeat
         append_atomic(folder / NOTES_FILE, f"## {name} attempt {attempt + 1} failed: {planned.description}\n"
                       f"knob changes: {describe_changes(changes, baseline)}\n{problem}\n\n")
-        ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed ({describe_changes(changes, baseline)}"
-                   f"): {failure_line(problem)}")
+        ctx.report(f"experiments: {idea.name}: {name} attempt {attempt + 1} failed "
+                   f"({describe_changes(changes, baseline)}): {failure_line(problem)}")
         if attempt + 1 == options.max_tries:
             break
         try:

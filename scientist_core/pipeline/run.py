@@ -203,8 +203,8 @@ def _fresh_ideas(ctx: RunContext, pool: ThreadPoolExecutor, ideas: list[Idea],
         ctx.report(f"ideas: {len(replaced)} fresh idea(s) in place of {', '.join(s.name for s in replaced)} "
                    f"({fresh} of at most {ctx.options.fresh_ideas})")
         stage = f"ideas:fresh-{fresh}"
-        new = ctx.checkpoint(stage, list[Idea], lambda: generate_ideas(ctx, known + len(replaced), ideas, stage)[known:],
-                             stage=True)
+        new = ctx.checkpoint(stage, list[Idea], stage=True,
+                             work=lambda: generate_ideas(ctx, known + len(replaced), ideas, stage)[known:])
         for summary, idea in itertools.zip_longest(replaced, new):
             summary.problem += f"; replaced by the fresh idea {idea.name}" if idea else "; no fresh idea came"
         ideas += new
@@ -255,8 +255,9 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
         review = ctx.checkpoint(f"review:{key}", ReviewResult, lambda: review_paper(ctx, idea, paper.pdf_path),
                                 stage=True)
         if ctx.options.improve:
-            improved = ctx.checkpoint(f"improve:{key}", WriteupResult, lambda: write_paper(
-                ctx, idea, records, figures, feedback=json.dumps(review.review.model_dump(mode="json", by_alias=True))), stage=True)
+            feedback = json.dumps(review.review.model_dump(mode="json", by_alias=True))
+            improved = ctx.checkpoint(f"improve:{key}", WriteupResult, stage=True,
+                                      work=lambda: write_paper(ctx, idea, records, figures, feedback=feedback))
             if improved.pdf_path is not None:
                 summary.paper = str(improved.pdf_path)
                 review = ctx.checkpoint(f"review-improved:{key}", ReviewResult, lambda: review_paper(

@@ -215,12 +215,13 @@ PARANOID_ROUTES = [pytest.param(route, marks=pytest.mark.xfail(strict=True, reas
 
 @needs_latex
 @pytest.mark.parametrize("route", PARANOID_ROUTES)
-def test_kpathsea_paranoid_mode_alone_refuses_paths_outside(route, canary, compiler, tmp_path, monkeypatch):
-    """Where the sandbox cannot hide anything (mode "none": the canary is in plain view), kpathsea's paranoid mode
-    still keeps TeX and bibtex from absolute paths and `..`; a link planted in the folder needs the sandbox's
-    hiding, and so does latexmk itself (Perl, not kpathsea), which hashes the files TeX's log names into its
-    database (paper.fdb_latexmk, read by no model)."""
+def test_kpathsea_paranoid_mode_alone_refuses_paths_outside(route, canary, plugin_host, tmp_path, monkeypatch):
+    """Where the sandbox cannot hide anything (mode "none", which the user allowed: the canary is in plain view),
+    kpathsea's paranoid mode still keeps TeX and bibtex from absolute paths and `..`; a link planted in the folder
+    needs the sandbox's hiding, and so does latexmk itself (Perl, not kpathsea), which hashes the files TeX's log
+    names into its database (paper.fdb_latexmk, read by no model)."""
     monkeypatch.setattr(sandbox_runner, "_FORCE_NO_NAMESPACES", True)
+    compiler = plugin_host.create("compiler", "latexmk", flags={"allow_unisolated_code": True})
     folder = tmp_path / "paper"
     write_paper(folder, canary, route)
     result = compiler.compile(folder, "paper.tex")
