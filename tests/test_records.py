@@ -125,3 +125,20 @@ def test_concurrent_archive_updates_lose_no_entry(configured, plugin_host):
     for thread in threads:
         thread.join()
     assert sorted(entry["idea"]["Name"] for entry in load_archive(ctx)) == sorted(idea.name for idea in ideas)
+
+
+def test_a_cut_baseline_cache_is_run_again_not_trusted(configured, plugin_host, fake_llm):
+    """The baseline cache in the data folder outlives its run: one cut short is executed again by the next run."""
+    from scientist_core.store import Store
+
+    settings = load_settings()
+    script_full_run(fake_llm, ideas=(IDEA, "slower_learning"))
+    first = start_run(settings, plugin_host, options(), report=lambda line: None)
+    (cache,) = (settings.data_dir / "baselines" / "example").iterdir()
+    cut(cache / "final_info.json", "cache")
+    second = start_run(settings, plugin_host, options(), report=lambda line: None)
+    assert second.ideas[0].paper and second.ideas[0].problem == ""
+    store = Store.open_existing(settings.store_path)
+    baselines = [row for run in (first, second) for row in store.experiments(run.run_id) if row["run_index"] == 0]
+    assert [row["execution"].get("cached_from") is None for row in baselines] == [True, True]  # both executed
+    assert json.loads((cache / "final_info.json").read_text())  # and the cache is whole again
