@@ -108,29 +108,6 @@ def test_crash_then_resume_redoes_no_finished_experiment(configured, plugin_host
     assert store.run(run["id"])["status"] == "done"
 
 
-def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
-    """The main job's template in quick mode: real DDPM training in the sandbox, its plots, its paper."""
-    script_full_run(fake_llm, ideas=("wider_denoiser",), metric="circle.kl_divergence")
-    statuses: list[str] = []
-    summary = start_run(load_settings(), plugin_host, options(template="diffusion", num_ideas=1),
-                        report=lambda line: None, status=statuses.append)
-    # the live status followed each run's training output, and was cleared when the run ended
-    assert any(line.startswith("experiments: wider_denoiser: run_1: ") and ": step " in line for line in statuses)
-    assert statuses[-1] == ""
-    (item,) = summary.ideas
-    assert item.problem == "" and item.runs_done == 2 and item.overall == 5
-    workspace = summary.run_dir / "wider_denoiser"
-    values = result_values(recorded_runs(summary.run_dir, "wider_denoiser"))
-    import pymupdf
-
-    with pymupdf.open(item.paper) as pdf:
-        assert pdf.page_count >= 2
-        text = " ".join(page.get_text() for page in pdf)
-    for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
-        assert values[key].plain in text, key
-    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in (workspace / "figures").glob("*.png")}
-
-
 MALFORMED = ["this is not JSON at all", '{"wrong": "fields", "Overall": "ten"}', "", "{" + "x" * 200_000]
 
 
