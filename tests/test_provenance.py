@@ -278,3 +278,20 @@ def test_an_idea_its_runs_did_not_implement_is_not_written_up_as_if_they_had(mak
     assert provenance["idea_not_implemented"] == result.idea_not_implemented
     paper = next(row for row in ctx.store.artifacts("run") if row["kind"] == "paper")
     assert paper["meta"]["idea_not_implemented"] == result.idea_not_implemented
+
+
+def test_in_the_free_style_too_the_title_is_what_was_run_and_the_paper_says_the_idea_was_not(make_ctx, fake_llm):
+    ctx, workspace, figures = make_ctx(writeup_fix_rounds=0)
+    test_writeup.script_paper(fake_llm)  # the model titles it "Step Size and Width in Tiny Networks"
+    result = write_paper(ctx, NOISE, RUNS[:2], figures)
+
+    assert result.pdf_path is not None and result.idea_not_implemented
+    title = (result.latex_dir / "generated" / "title.txt").read_text()
+    assert title.startswith("Changing the learning rate of") and "Width" not in title
+    files = generated(result)
+    assert files["abstract.tex"].startswith("The idea behind this study proposed a change that these runs did not")
+    assert files["sec-introduction.tex"].startswith("The change this study set out to test was not implemented")
+    prompt = fake_llm.history[0].messages[-1].content
+    assert "The runs did not implement it: the idea proposed" in prompt
+    text = " ".join(pdf_text(result.pdf_path)[0].split())
+    assert text.count("was not implemented by any of its runs") == 1
