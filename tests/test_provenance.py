@@ -292,6 +292,7 @@ def test_in_the_free_style_too_the_title_is_what_was_run_and_the_paper_says_the_
     assert files["abstract.tex"].startswith("The idea behind this study proposed a change that these runs did not")
     assert files["sec-introduction.tex"].startswith("The change this study set out to test was not implemented")
     prompt = fake_llm.history[0].messages[-1].content
-    assert "The runs did not implement it: the idea proposed" in prompt
+    assert "The runs did not implement it: it proposed a change to noise, while its runs changed only " \
+           "learning_rate and none changed the code" in prompt
     text = " ".join(pdf_text(result.pdf_path)[0].split())
     assert text.count("was not implemented by any of its runs") == 1

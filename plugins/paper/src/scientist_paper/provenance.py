@@ -84,7 +84,7 @@ def unimplemented_idea(idea: "Idea", runs: Sequence["RunRecord"], knobs: Iterabl
     for name, values in changed.items():
         if _names(text, _words(name)) or any(_names(text, value) for value in values):
             return ""
-    named = [name for name in knobs if name not in changed and _names(text, _words(name))]
+    named = [name for name in dict.fromkeys(knobs) if name not in changed and _names(text, _words(name))]
     ran = ", ".join(changed) or "no setting"
     if idea.code_change.strip():
         wanted = "a change to the experiment's code"
@@ -92,7 +92,7 @@ def unimplemented_idea(idea: "Idea", runs: Sequence["RunRecord"], knobs: Iterabl
         wanted = f"a change to {', '.join(named)}"
     else:
         wanted = "a change that none of the settings the runs changed expresses"
-    return f"the idea proposed {wanted}, while its runs changed only {ran} and none changed the code"
+    return f"it proposed {wanted}, while its runs changed only {ran} and none changed the code"
 
 
 def combined_facts(machines: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str, str]:
