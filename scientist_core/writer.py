@@ -22,6 +22,9 @@ class WriteupResult(BaseModel):
     citations: int = Field(0, description="references in the paper's bibliography")
     fix_rounds_used: int = Field(0, description="compile-and-fix rounds that went back to the model")
     problems: list[str] = Field(default_factory=list, description="what the reader of the paper should know")
+    idea_not_implemented: str = Field("", description="why the runs did not implement the change the idea proposed "
+                                                      "(the paper then says so and describes only what was run); "
+                                                      "empty when they did")
 
 
 class Writer(Component):

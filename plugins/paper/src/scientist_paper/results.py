@@ -104,20 +104,18 @@ def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
 
 
 def run_label(run: "RunRecord") -> str:
-    """How the paper names a run (plain text): `baseline`, its knob changes, or the start of its description."""
+    """How the paper names a run (plain text), from its record alone, never the plan's description: `baseline`,
+    its knob changes ("learning_rate=0.001"), and "code change" with the host's diff summary where the code it ran
+    differs from the template's."""
     if run.index == 0:
         return "baseline"
-    if run.knob_changes and not run.code_changed:
-        parts = []
-        for name, value in run.knob_changes.items():
-            shown = f"{value:g}" if isinstance(value, float) else str(value)
-            parts.append(f"{name}={shown}")
-        return ", ".join(parts)
-    text = " ".join(run.description.split())
-    first = re.split(r"(?<=[.;:])\s", text, maxsplit=1)[0].rstrip(".;:")
-    if len(first) > 60:
-        first = first[:57].rsplit(" ", 1)[0] + "..."
-    return first or f"variant {run.index}"
+    parts = []
+    for name, value in run.knob_changes.items():
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name}={shown}")
+    knobs = ", ".join(parts)
+    code = f"code change ({run.code_diff})" if run.code_diff else "code change" if run.code_changed else ""
+    return "; ".join(part for part in (knobs, code) if part) or f"variant {run.index}"
 
 
 def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str, str]) -> str:
@@ -303,7 +301,8 @@ class Study:
     description: str                      # the template's description, plain text
     fixed: Sequence[str] = ()             # knobs that define the measurement
     quick: Sequence[str] = ()             # knobs the template's quick mode set for these runs
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, str] = field(default_factory=dict)  # one machine's, or provenance.combined_facts of several
+    machines: int = 1                     # how many different machines the runs used
     knob_notes: Mapping[str, str] = field(default_factory=dict)  # each knob's description in the template's code
 
     @property
@@ -373,8 +372,10 @@ class Study:
 
     def _changes_tex(self, run: "RunRecord") -> str:
         parts = [change.tex() for change in self.changes(run)]
-        if run.code_changed:
-            parts.append(f"its code changed, described as ``{latex_escape(run.description)}''")
+        if run.code_diff:
+            parts.append(f"its code differs from the template's ({latex_escape(run.code_diff)})")
+        elif run.code_changed:
+            parts.append("its code changed")
         return _and(parts) if parts else "nothing recorded"
 
     def abstract(self) -> str:
@@ -451,8 +452,11 @@ class Study:
                     if macro in macros]
         software = [f"{name} \\{macro}{{}}" for macro, name in (("EnvPython", "Python"), ("EnvNumpy", "NumPy"),
                                                                ("EnvTorch", "PyTorch")) if macro in macros]
-        return (f"All runs used one machine ({', '.join(hardware) or 'not recorded'})"
-                f"{'; software: ' + ', '.join(software) if software else ''}.")
+        software = f"{'; software: ' + ', '.join(software) if software else ''}"
+        if self.machines > 1:
+            return (f"The runs used {self.machines} different machines; each fact gives every machine's value with "
+                    f"the runs that used it ({', '.join(hardware) or 'not recorded'}){software}.")
+        return f"All runs used one machine ({', '.join(hardware) or 'not recorded'}){software}."
 
     def results(self, figure_labels: Sequence[str] = ()) -> str:
         shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""

@@ -664,6 +664,7 @@ class _Run:
             stdout_tail=_tail(self.stdout_path, self.tail_chars),
             stderr_tail=_tail(self.stderr_path, self.tail_chars),
             isolation=isolation,
+            gpus_visible=_sandbox_env(self.limits, self.id, self.scratch).get("CUDA_VISIBLE_DEVICES"),
             notes=notes,
         )
 
