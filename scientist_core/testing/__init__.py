@@ -22,114 +22,31 @@ import os
 import shutil
 import subprocess
 import sys
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from scientist_core.errors import ExperimentError
-from scientist_core.hookspecs import hookimpl
-from scientist_core.llm import LLM
-from scientist_core.models import Completion, FinalInfo, Message, ModelInfo, Usage
-from scientist_core.plugins import PluginHost, PluginInfo, get_host, reset_host
+from scientist_core.models import FinalInfo
+from scientist_core.plugins import PluginHost, get_host, reset_host
 from scientist_core.store import Store
-from scientist_core.template import Template
+from scientist_core.template import Template, load_experiment_module
+from scientist_core.testing.script import (FAKE_MODEL, FAKE_PROVIDER, Call, FakeLLM, Script, ScriptExhausted,
+                                           register_fake_llm)
 
-FAKE_PROVIDER = "fake"
-FAKE_MODEL = "scripted"
+__all__ = ["FAKE_MODEL", "FAKE_PROVIDER", "Call", "FakeLLM", "PipelineRun", "Script", "ScriptExhausted", "TemplateContract", "finish_experiment",
+           "read_final_info", "recorded_runs", "register_fake_llm", "run_experiment", "run_pipeline", "run_plot",
+           "start_experiment", "template_contract_problems"]
 
+def __getattr__(name: str) -> Any:
+    """The whole-pipeline harness (scientist_core.testing.pipeline) loads the pipeline when first used."""
+    if name in ("PipelineRun", "recorded_runs", "run_pipeline", "SCRIPTED_SETTINGS_TOML"):
+        from scientist_core.testing import pipeline
 
-@dataclass
-class Call:
-    """One request the fake LLM received."""
-
-    model: str
-    messages: list[Message]
-    schema: type[BaseModel] | None
-    max_tokens: int | None = None
-
-
-@dataclass
-class Script:
-    """Replies the fake LLM gives, in order, and the calls it received.
-
-    `enqueue` queues replies for any request; `answer(schema_name, ...)` queues replies for requests asking
-    for that schema only, which keeps long pipelines scriptable: a request for a schema with its own queue
-    takes from it, anything else from the general queue. A reply may be a callable taking the Call.
-    """
-
-    replies: deque = field(default_factory=deque)
-    by_schema: dict[str, deque] = field(default_factory=dict)
-    history: list[Call] = field(default_factory=list)
-
-    def enqueue(self, *replies: str | dict | BaseModel | Exception) -> "Script":
-        """Queue replies: text as is, dicts and models as JSON, exceptions raised when their turn comes."""
-        self.replies.extend(replies)
-        return self
-
-    def answer(self, schema_name: str, *replies: Any) -> "Script":
-        """Queue replies for requests whose schema is named `schema_name`."""
-        self.by_schema.setdefault(schema_name, deque()).extend(replies)
-        return self
-
-    def next_reply(self, call: Call | None = None) -> str:
-        queue = self.replies
-        if call is not None and call.schema is not None and call.schema.__name__ in self.by_schema:
-            queue = self.by_schema[call.schema.__name__]
-        if not queue:
-            asked = f" for {call.schema.__name__}" if call is not None and call.schema is not None else ""
-            raise AssertionError(f"the fake LLM was asked{asked} more often than replies were enqueued")
-        reply = queue.popleft()
-        if callable(reply) and not isinstance(reply, type):
-            reply = reply(call)
-        if isinstance(reply, Exception):
-            raise reply
-        if isinstance(reply, BaseModel):
-            return reply.model_dump_json(by_alias=True)
-        if isinstance(reply, dict | list):
-            return json.dumps(reply)
-        return reply
-
-
-class FakeLLM(LLM):
-    """An LLM that answers from a Script; usage counts words so ledgers have something to add up. `prices`
-    (a Price, per token) makes it a priced model, which a run with `max_cost` needs; unset, it has none."""
-
-    name = FAKE_PROVIDER
-    description = "scripted replies for tests"
-    script: Script = Script()
-    prices: ClassVar[Any] = None
-
-    def price(self, model: str) -> Any:
-        return self.prices
-
-    def models(self) -> list[ModelInfo]:
-        return [ModelInfo(provider=self.name, name=FAKE_MODEL, description=self.description)]
-
-    def complete(self, model, messages, *, schema=None, temperature=0.7, max_tokens=4096) -> Completion:
-        call = Call(model, list(messages), schema, max_tokens)
-        self.script.history.append(call)
-        text = self.script.next_reply(call)
-        usage = Usage(tokens_in=sum(len(m.content.split()) for m in messages), tokens_out=len(text.split()))
-        return Completion(text=text, model=f"{self.name}/{model}", usage=usage)
-
-
-def register_fake_llm(host: PluginHost, script: Script, cls: type[FakeLLM] = FakeLLM,
-                      plugin: str = "scientist-testing", **attributes: Any) -> type[FakeLLM]:
-    """Add a fake LLM answering from `script` to `host` as plugin `plugin`: `cls` (a FakeLLM subclass) bound to
-    the script and to `attributes` (e.g. prices=Price(1e-6, 2e-6)). Returns the bound class."""
-    bound = type(cls.__name__, (cls,), {"script": script, **attributes})
-
-    class FakePlugin:
-        @hookimpl
-        def register_llms(self, register):
-            register(bound)
-
-    host.add(FakePlugin(), PluginInfo(plugin, "scientist-core", "test"))
-    return bound
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'scientist_core.testing' has no attribute {name!r}")
 
 
 @pytest.fixture
@@ -171,9 +88,11 @@ def run_store(tmp_path: Path) -> Store:
 
 @pytest.fixture(scope="module")
 def experiment_module(template: Template):
-    """The template's experiment file as a module, loaded by path as the core loads it for the knobs. Needs a
-    module-scoped `template` fixture: the suite's own, or TemplateContract's."""
-    return sys.modules[template.knobs_model().__module__]
+    """The template's experiment file as a module, loaded by path (it is not a package module) and executed
+    whole except what its `if __name__ == "__main__":` runs. Needs a module-scoped `template` fixture: the suite's
+    own, or TemplateContract's."""
+    path = template.files_dir() / template.experiment_file
+    return load_experiment_module(path, f"scientist_experiment_of_{template.name}")
 
 
 @pytest.fixture
