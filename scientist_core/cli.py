@@ -282,7 +282,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
 
-    Defaults come from the [run] section of scientist.toml (see `scientist config show`); flags override them.
+    Defaults come from the \\[run] section of scientist.toml (see `scientist config show`); flags override them.
     """
     from pydantic import ValidationError
 
