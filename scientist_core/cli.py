@@ -333,10 +333,11 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import coder, llm
+    from scientist_core.commands import coder, llm, template
 
     app.add_typer(llm.app, name="llm")
     app.add_typer(coder.app, name="coder")
+    app.add_typer(template.app, name="template")
 
 
 _add_builtin_subcommands()

@@ -15,7 +15,6 @@ experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import json
 import os
@@ -26,13 +25,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import ValidationError
 
 from scientist_core.errors import ExperimentError
 from scientist_core.models import FinalInfo
 from scientist_core.plugins import PluginHost, get_host, reset_host
 from scientist_core.store import Store
 from scientist_core.template import Template, load_experiment_module
+from scientist_core.template_contract import template_contract_problems
 from scientist_core.testing.script import (FAKE_MODEL, FAKE_PROVIDER, Call, FakeLLM, Script, ScriptExhausted,
                                            register_fake_llm)
 
@@ -149,66 +148,6 @@ def run_plot(template: Template, workspace: Path, run_dirs: list[Path], *,
 def read_final_info(run_dir: Path) -> FinalInfo:
     """A run folder's final_info.json, validated against the results contract."""
     return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
-
-
-def template_contract_problems(template: Template, allowed_imports: set[str], work_dir: Path) -> list[str]:
-    """What `template` gets wrong of the template contract (docs/writing-a-template.md), one line each; [] when
-    nothing: the experiment and plot scripts import only `allowed_imports` and the standard library, the
-    docstring of the script the command runs gives the exact command, prompt.json has its two texts, there are one or two seed
-    ideas with distinct names that each name a knob ideas may change, and a workspace prepared in `work_dir`
-    holds the scripts, the prompts and the LaTeX skeleton, without caches."""
-    problems = []
-    allowed = set(allowed_imports) | set(sys.stdlib_module_names)
-    command = template.experiment_command("run_0")
-    entry = command[1] if len(command) > 1 and command[1].endswith(".py") else template.experiment_file
-    for script in dict.fromkeys((template.experiment_file, entry, template.plot_file)):
-        tree = ast.parse((template.files_dir() / script).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
-        if imported - allowed:
-            problems.append(f"{script} imports {', '.join(sorted(imported - allowed))}, not among the allowed")
-    doc = ast.get_docstring(ast.parse((template.files_dir() / entry).read_text())) or ""
-    if " ".join(command) not in doc:
-        problems.append(f"the docstring of {entry} does not give the exact command {' '.join(command)!r}")
-    prompt = template.prompt()
-    problems += [f"prompt.json has no {key}" for key in ("system", "task_description")
-                 if not str(prompt.get(key, "")).strip()]
-    ideas = template.seed_ideas()
-    if not 1 <= len(ideas) <= 2 or len({idea.name for idea in ideas}) != len(ideas):
-        problems.append(f"seed_ideas.json holds {len(ideas)} idea(s) with {len({i.name for i in ideas})} distinct "
-                        "names; one or two, each its own name")
-    from scientist_core.pipeline.plans import idea_model
-
-    runnable = idea_model(template, code_changes=False, max_knobs=3)  # what the offline profile accepts
-    for idea in ideas:
-        try:
-            runnable.model_validate(idea.model_dump(by_alias=True))
-        except ValidationError as exc:
-            problems.append(f"the seed idea {idea.name} is not testable by knob changes alone: "
-                            f"{exc.errors()[0]['msg']}")
-    workspace = template.prepare_workspace(work_dir / "contract-workspace")
-    problems += [f"a prepared workspace lacks {name}" for name in
-                 dict.fromkeys((template.experiment_file, entry, template.plot_file, "prompt.json",
-                                "seed_ideas.json", "latex/template.tex")) if not (workspace / name).is_file()]
-    if list(workspace.rglob("__pycache__")):
-        problems.append("a prepared workspace holds __pycache__ folders")
-    return problems + _skeleton_problems(workspace / "latex")
-
-
-def _skeleton_problems(skeleton: Path) -> list[str]:
-    """What the configured writer finds wrong with the prepared skeleton without compiling it (scientist-paper's:
-    a citation its references.bib does not hold); nothing when no writer is installed."""
-    from scientist_core.errors import PluginError
-    from scientist_core.settings import load_settings
-
-    settings = load_settings()
-    try:
-        writer = get_host().create("writer", settings.writer, settings.writers)
-    except PluginError:
-        return []
-    return writer.skeleton_problems(skeleton)
 
 
 class TemplateContract:
