@@ -1,16 +1,25 @@
-"""Pytest fixtures for scientist and its plugin authors (loaded through the `pytest11` entry point).
+"""The public test harness of scientist, for its plugin authors (pytest fixtures load through the `pytest11`
+entry point). docs/writing-a-template.md shows it in use.
 
+Fixtures:
 - `scientist_env`: an isolated home, data folder and working folder; no SCIENTIST_* variable leaks in.
 - `plugin_host`: a freshly loaded plugin host (the same one the CLI uses in this process).
-- `fake_llm`: a scripted LLM provider `fake` registered as a real plugin: `enqueue()` replies, read `history`.
+- `fake_llm`: a scripted model (`Script`) registered as the real LLM plugin `fake`: queue replies, read `history`.
 - `run_store`: a run store in a temporary folder.
 - `experiment_module`: a template's experiment file as a module (given a `template` fixture).
 
-For template authors, plain functions that run a template's scripts the way the core lays them out (knobs.json
-in the run folder, the template's own commands, this interpreter), without the sandbox, so a test sees the
-experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`;
-`template_contract_problems`, everything a template must hold to that code can check without running it; and
-`TemplateContract`, the tests every template passes, which a template's suite subclasses.
+A scripted model, whole runs (`script.py`, `pipeline.py`):
+- `Script`: replies by stage with named helpers (`idea`, `novel`, `plan`, `figure_notes`, `paper`, `review`,
+  `full_run`), no reply schema to learn; `save(path)` writes them for the `script` provider
+  (`scientist run NAME --model script/PATH`, out of process).
+- `run_pipeline(template, script, **options)`: `scientist run` in this process with that script; returns a
+  `PipelineRun`, the summary and each idea's typed `RunRecord`s; `recorded_runs` reads those of a run folder.
+
+A template's scripts, run the way the core lays them out (knobs.json in the run folder, the template's own
+commands, this interpreter), without the sandbox, so a test sees the experiment itself: `start_experiment` /
+`finish_experiment`, `run_experiment` (quick mode unless told otherwise), `run_plot`, `read_final_info`; and the
+contract: `template_contract_problems` (scientist_core.template_contract: what code can check without running),
+and `TemplateContract`, the tests every template passes, which a template's suite subclasses.
 """
 
 from __future__ import annotations
@@ -157,6 +166,13 @@ class TemplateContract:
         class TestExampleTemplate(TemplateContract):
             template_class = ExampleTemplate
             allowed_imports = {"numpy", "pydantic", "matplotlib"}
+
+    Its tests: the template is registered through its distribution's entry point; an unknown knob is refused;
+    quick mode's values apply and an idea's changes win; every knob is described; a quick baseline runs through
+    the real `scientist baseline --quick` (console script and sandbox) and writes valid results; the plot step
+    names a run folder without results; the paper skeleton compiles (with latexmk and pdflatex installed); and
+    `template_contract_problems` finds nothing (imports, the command in the docstring, prompts, seed ideas that
+    each name a knob, a clean workspace, the skeleton's citations). `scientist template check` asks the same.
 
     Tests of the subclass may use its `cli_baseline` fixture: the template's quick baseline, run once through the
     real `scientist` console script and sandbox. A template whose runs read data overrides the class fixture
