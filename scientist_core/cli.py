@@ -282,7 +282,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
 
-    Defaults come from the [run] section of scientist.toml (see `scientist config show`); flags override them.
+    Defaults come from the \\[run] section of scientist.toml (see `scientist config show`); flags override them.
     """
     from pydantic import ValidationError
 
@@ -333,10 +333,11 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import coder, llm
+    from scientist_core.commands import coder, llm, template
 
     app.add_typer(llm.app, name="llm")
     app.add_typer(coder.app, name="coder")
+    app.add_typer(template.app, name="template")
 
 
 _add_builtin_subcommands()

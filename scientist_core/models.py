@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 
 class Readiness(BaseModel):
@@ -121,14 +121,18 @@ class Idea(BaseModel):
 
 
 class DatasetResult(BaseModel):
-    means: dict[str, float]
-    stderrs: dict[str, float] = Field(default_factory=dict)
+    # another key (the original AI Scientist's final_info_dict) means a results shape this is not
+    model_config = ConfigDict(extra="forbid")
+
+    means: dict[str, FiniteFloat] = Field(min_length=1)
+    stderrs: dict[str, FiniteFloat] = Field(default_factory=dict)
 
 
 class FinalInfo(BaseModel):
-    """The results contract of a run folder: v1's `final_info.json`, {dataset: {means, stderrs}}."""
+    """The results contract of a run folder: `final_info.json`, {dataset: {means, stderrs}}, finite numbers only,
+    at least one dataset with at least one metric."""
 
-    datasets: dict[str, DatasetResult]
+    datasets: dict[str, DatasetResult] = Field(min_length=1)
 
     @classmethod
     def from_json_obj(cls, obj: dict) -> "FinalInfo":

@@ -13,7 +13,7 @@ from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import resume_run, start_run
 from scientist_core.settings import load_settings
 from scientist_paper.results import result_values
-from tests.pipeline_script import recorded_runs, script_full_run
+from tests.pipeline_script import GOOD_REVIEW, recorded_runs, script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 
@@ -168,5 +168,5 @@ def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configur
     assert (workspace / "review.json").is_file() and (workspace / "review_improved.json").is_file()
     revision_prompts = [call for call in fake_llm.history if call.schema is not None
                         and call.schema.__name__ == "SectionText"
-                        and "Only toy data." in call.messages[-1].content]
+                        and GOOD_REVIEW["Weaknesses"][0] in call.messages[-1].content]
     assert revision_prompts, "the review's weaknesses never reached the write-up"
