@@ -487,8 +487,11 @@ class Study:
         sentences = []
         for run in self.variants:
             found = self.comparisons(run)
-            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.proven]
-            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.worse]
+            # each verdict cites the result it rests on (claims.py traces every comparative statement)
+            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                      for v, c in found if c.proven]
+            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                     for v, c in found if c.worse]
             parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
                 ([f"was worse in {_and(worse)}"] if worse else [])
             verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline"
