@@ -27,7 +27,7 @@ from scientist_core.searcher import (LiteratureError, Searcher, SearchRateLimite
                                      search_with_fallback)
 from scientist_core.template import LATEX_SKELETON, Template
 from scientist_core.untrusted import UntrustedOutput, copy_out, read_bytes, write_atomic, write_into
-from scientist_core.writer import Writer, WriteupResult
+from scientist_core.writer import PaperCheck, Writer, WriteupResult
 
 # name -> the module it lives in, imported when the name is first used
 _ON_FIRST_USE = {
@@ -52,7 +52,7 @@ __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
     "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError",
-    "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
+    "PaperCheck", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
     "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
     "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
     "write_atomic", "write_into",

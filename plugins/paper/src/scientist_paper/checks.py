@@ -69,7 +69,7 @@ RESULT = re.compile(r"\\result\s*\{([^{}]*)\}")
 REF = re.compile(r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\*?\s*\{([^{}]*)\}")
 LABEL = re.compile(r"\\label\s*\{([^{}]*)\}")
 _KEY_ARG_COMMANDS = re.compile(
-    r"\\(?:result|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
+    r"\\(?:result|change|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
     r"include|url|href|begin|end|hspace|vspace|setlength|addtolength|rule)\*?\s*(?:\[[^\]]*\]\s*)*\{[^{}]*\}")
 _TABULAR_SPEC = re.compile(r"\\begin\{(?:tabular\*?|tabularx|array|longtable)\}\s*(?:\{[^{}]*\}\s*)?\{[^{}]*\}")
 _DIMENSION = re.compile(r"\d*\.?\d+(?:pt|em|ex|cm|mm|in|bp|sp)\b|\d*\.?\d+\s*\\(?:linewidth|textwidth|"

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scientist_paper.checks import (
-    CITE, COMMENT, RESULT, SectionRules, check_section, labels_in, prose_of, prose_sentences,
-    word_ngrams,
+    CITE, COMMENT, RESULT, SectionRules, check_section, labels_in, prose_of, sentence_bounds, word_ngrams,
 )
 from scientist_paper.latex import (
     ABSTRACT_FILE, BODY_FILE, GENERATED_DIR, META_FILE, SECTIONS, TABLE_FILE, TABLE_LABEL, env_macros,
@@ -27,7 +26,8 @@ from scientist_paper.latex import (
 )
 from scientist_paper.repairs import numbers_of
 from scientist_paper.results import (
-    WORD, Comparison, ResultValue, Study, compare_with_baseline, has_phrase, result_values, run_label,
+    WORD, Comparison, ResultValue, Study, compare_with_baseline, has_phrase, relative_changes, result_values,
+    run_label,
 )
 
 TITLE_FILE = f"{GENERATED_DIR}/title.txt"
@@ -121,7 +121,7 @@ _WORSE = re.compile(r"\b(?:worse|worst|worsen\w*|degrad\w*|hurts?|harm\w*|slower
                     r"deteriorat\w*)\b", re.IGNORECASE)
 _LOWER = re.compile(r"\b(?:lower\w*|reduc\w*|decreas\w*|fell|drops?|dropped)\b", re.IGNORECASE)
 _HIGHER = re.compile(r"\b(?:higher|rais\w*|increas\w*|rose|grew)\b", re.IGNORECASE)
-_SIGNIFICANT = re.compile(r"\b(?:significan\w*|statistically|clear(?:ly)?|standard errors?|confidence|p-?values?|"
+_SIGNIFICANT = re.compile(r"\b(?:significan\w*|statistically|clear(?:ly)?|confidence|p-?values?|"
                           r"reliabl\w*|robust\w*)\b", re.IGNORECASE)
 _NEGATED = re.compile(r"\b(?:no|not|never|without|neither|nor|none)\b|n't\b", re.IGNORECASE)
 # phrases that state no result of a run: a metric's good direction, counts of comparisons written by code
@@ -142,6 +142,13 @@ _UNIT = re.compile(r"\s*(?:random\s+|different\s+|independent\s+)?(?:seeds?|runs
                    r"samples|examples|points|trials|repetitions|replicates|times|hours|minutes|seconds|GPUs?|"
                    r"layers|units|neurons|datasets?|models)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)(?![\w.]?\d)(\s*(?:\\%|percent\b))?(?!-?[A-Za-z])")
+# what a result is measured in: a direction word ("lower", "reduced") is a claim about a result only near one
+_METRIC = re.compile(r"\b(?:loss\w*|accura\w*|errors?|performance|times?|speed\w*|results?|scores?|"
+                     r"divergences?|perplexit\w*|quality|it)\b", re.IGNORECASE)
+_METRIC_WORDS = {"validation": "val", "evaluation": "eval", "losses": "loss", "accuracies": "accuracy",
+                 "training": "train", "divergences": "divergence"}
+_OUR_RUNS = re.compile(r"\b(?:baseline|variants?|runs?|we|our|proposed|method|approach)\b", re.IGNORECASE)
+_QUESTION = re.compile(r"\bwhether\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"\b(?:only when|only if|counts? as|unless|whether)\b", re.IGNORECASE)
 _CHANGE = re.compile(r"\\change\s*\{([^{}]*)\}")
 _WINDOW = 3
@@ -150,6 +157,20 @@ _WINDOW = 3
 SECTION_FAULTS = frozenset({"run_label", "hardware", "knob_direction", "prompt_text", "unsupported_term",
                             "unknown_result", "unknown_label", "forbidden", "markdown", "unbalanced", "special_char",
                             "percent", "section"})
+
+
+def sentences(text: str) -> Iterable[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, across line breaks (sentence_bounds), from its first character to
+    the last before its full stop."""
+    pos = 0
+    while pos < len(text):
+        left, right = sentence_bounds(text, pos, pos)
+        right = max(right, pos + 1)
+        chunk = text[left:right]
+        if chunk.strip() and WORD.search(prose_of(chunk).lower()):
+            start = left + len(chunk) - len(chunk.lstrip())
+            yield start, left + len(chunk.rstrip().rstrip(".!?"))  # to its last word, as sentence_bounds takes it
+        pos = right
 
 
 def _line(text: str, pos: int) -> int:
@@ -167,7 +188,7 @@ def _knob_word_spans(words: Sequence[str], knobs: Iterable[Sequence[str]]) -> se
     return near
 
 
-def _said(sentence: str, knobs: Sequence[Sequence[str]]) -> dict[str, bool]:
+def claims_in(sentence: str, knobs: Sequence[Sequence[str]]) -> dict[str, bool]:
     """What a sentence claims about a result: better / worse / lower / higher / significant, each True when said
     plainly; a claim word next to a knob's name is about the setting and left out; a negated one says nothing."""
     plain = _NOT_CLAIMS.sub(lambda m: " " * len(m.group()), sentence)
@@ -178,7 +199,7 @@ def _said(sentence: str, knobs: Sequence[Sequence[str]]) -> dict[str, bool]:
         if index in near:
             continue
         clause = re.split(r"[,;:()]", plain[:pos])[-1]  # "did not help, but lowered": the clause before the word
-        if _NEGATED.search(clause) or word.endswith("n't"):
+        if _NEGATED.search(clause) or _QUESTION.search(clause) or word.endswith("n't"):
             continue
         for claim, pattern in (("better", _BETTER), ("worse", _WORSE), ("lower", _LOWER), ("higher", _HIGHER),
                                ("significant", _SIGNIFICANT)):
@@ -211,6 +232,8 @@ class _Checker:
         self.items: list[Item] = []
         self.knobs = [tuple(WORD.findall(name.lower())) for run in evidence.variants for name in run.knob_changes]
         self.code_changed = any(run.code_changed for run in evidence.variants)
+        self.datasets = {tuple(WORD.findall(value.dataset.lower())) for value in self.results.values()}
+        self.metrics = {tuple(WORD.findall(value.metric.lower().replace("_", " "))) for value in self.results.values()}
 
     def read(self, name: str) -> str | None:
         path = self.dir / name
@@ -283,7 +306,7 @@ class _Checker:
         title = (self.read(TITLE_FILE) or "").strip()
         if not title:
             return
-        said = _said(title, self.knobs)
+        said = claims_in(title, self.knobs)
         claims = [claim for claim in ("better", "worse", "significant") if said.get(claim)]
         numbers = [m.group() for m in _NUMBER.finditer(title)
                    if not any(abs(float(m.group(1)) - n) < 1e-12 for n in rules.allowed_numbers)]
@@ -303,8 +326,8 @@ class _Checker:
             self.add("sentence", name, text[max(0, problem.start):problem.end] if problem.start >= 0 else "",
                      problem.start, problem=problem.message, fault=fault, end=problem.end, source=text)
         self.check_numbers(name, text, stripped, rules)
-        for start, end, words in prose_sentences(stripped):
-            self.check_sentence(name, text, stripped, start, end, words)
+        for start, end in sentences(stripped):
+            self.check_sentence(name, text, stripped, start, end)
         for match in _URL.finditer(stripped):
             self.add("url", name, match.group(), match.start(), problem="a URL that nothing recorded gives; cite "
                      "the reference with \\citep instead", fault="untraced_citation", end=match.end(), source=text)
@@ -367,10 +390,14 @@ class _Checker:
                 found.append((value, comparison))
         return found
 
-    def check_sentence(self, name: str, text: str, stripped: str, start: int, end: int, words: list[str]) -> None:
+    def check_sentence(self, name: str, text: str, stripped: str, start: int, end: int) -> None:
         sentence = stripped[start:end]
         prose = prose_of(sentence)
-        said = _said(prose, self.knobs)
+        words = [_METRIC_WORDS.get(word, word) for word in WORD.findall(prose.lower())]
+        said = claims_in(prose, self.knobs)
+        if not any(has_phrase(words, metric) for metric in self.metrics) and not _METRIC.search(prose):
+            said.pop("lower", None)  # "reduces the width of the layers": a setting, not a result
+            said.pop("higher", None)
         claims = [claim for claim in ("better", "worse", "lower", "higher", "significant") if said.get(claim)]
 
         def item(kind: str, trace: str = "", problem: str = "", fault: str = "") -> None:
@@ -379,8 +406,8 @@ class _Checker:
         if _METHOD.search(prose) and not self.code_changed and not any(has_phrase(words, k) for k in self.knobs):
             item("method", problem="this sentence describes a method, but the runs changed no code, only the "
                  "settings the Method section lists", fault="unimplemented_method")
-        if not claims:
-            return
+        if not claims or not self.about_runs(prose, words, sentence):
+            return  # "a larger step makes faster progress until it overshoots": reasoning, not a run's result
         work = [name for run in self.evidence.variants for name in run.knob_changes
                 if name in self.evidence.work_knobs]
         if _TIMING.search(prose) and work:
@@ -405,6 +432,13 @@ class _Checker:
             item("claim", problem=f"this sentence says {' and '.join(_WHY[c] for c in wrong)}, but the records "
                  f"say {cited[0][0].key} was {cited[0][1].describe()}", fault="wrong_direction")
 
+    def about_runs(self, prose: str, words: list[str], sentence: str) -> bool:
+        """Whether a sentence speaks of these experiments: it cites a result, or names the baseline, a variant, a
+        recorded metric or dataset, or a setting the runs changed."""
+        named = [*self.metrics, *self.datasets, *self.knobs]
+        return bool(RESULT.search(sentence) or _CHANGE.search(sentence) or _OUR_RUNS.search(prose)
+                    or any(has_phrase(words, name) for name in named))
+
     def check_repeats(self, texts: Mapping[str, str]) -> None:
         """A paragraph said again in a later part of the paper (small models loop)."""
         earlier: dict[str, str] = {}  # each part's words, in order
@@ -427,7 +461,7 @@ class _Checker:
                          fault="missing_figure", source=body)
         for match in re.finditer(r"\\caption\s*\{((?:[^{}]|\{[^{}]*\})*)\}", body):
             caption = match.group(1)
-            said = _said(prose_of(caption), self.knobs)
+            said = claims_in(prose_of(caption), self.knobs)
             claims = [claim for claim in ("better", "worse", "lower", "higher", "significant") if said.get(claim)]
             numbers = [m.group() for m in _NUMBER.finditer(prose_of(caption))
                        if not any(abs(float(m.group(1)) - n) < 1e-12 for n in rules.allowed_numbers)]
@@ -519,20 +553,6 @@ class _Checker:
 def check_paper(latex_dir: Path, evidence: Evidence) -> CheckReport:
     """Every item of the assembled paper in `latex_dir`, each with its trace in `evidence` or its problem."""
     return CheckReport(str(latex_dir), _Checker(latex_dir, evidence).run())
-
-
-def relative_changes(results: Mapping[str, ResultValue]) -> dict[str, str]:
-    """`\\change{KEY}` values: each run's mean relative to the baseline's same metric, as LaTeX ("+12.5\\%"),
-    computed here so that no model types a difference."""
-    changes = {}
-    for key, value in results.items():
-        base = results.get(f"run0.{key.split('.', 1)[1]}")
-        if value.run == 0 or value.stderr or base is None or not base.value:
-            continue
-        change = (value.value - base.value) / abs(base.value) * 100
-        changes[key] = f"{'+' if change >= 0 else chr(0x2212)}{abs(change):.1f}\\%".replace(chr(0x2212),
-                                                                                       r"\ensuremath{-}")
-    return changes
 
 
 def instruction_ngrams() -> frozenset[tuple[str, ...]]:

@@ -87,14 +87,16 @@ def _template(run_dir: Path) -> tuple[Any, bool]:
     return template, bool((row.get("settings") or {}).get("quick"))
 
 
-def evidence_for(latex_dir: Path) -> Evidence:
-    """The records the paper in `latex_dir` (<run>/<idea>/latex) must trace to."""
+def evidence_for(latex_dir: Path, template: Any = None, quick: bool = False) -> Evidence:
+    """The records the paper in `latex_dir` (<run>/<idea>/latex) must trace to; the run's `template` (and whether
+    it ran in `quick` mode) from its store row unless given."""
     from scientist_literature.bibtex import parse_bibtex
 
     idea_dir = latex_dir.parent
     run_dir = idea_dir.parent
     runs = _runs(run_dir, idea_dir.name)
-    template, quick = _template(run_dir)
+    if template is None:
+        template, quick = _template(run_dir)
     try:
         baseline = template.knobs(quick=quick).model_dump()
         work = frozenset(template.quick_knobs)

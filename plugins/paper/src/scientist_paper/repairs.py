@@ -18,7 +18,7 @@ from scientist_paper.commands import CONTROL_WORD, FORBIDDEN_ENVIRONMENTS, decod
 from scientist_paper.latex import NON_ASCII, latex_escape
 
 
-def _remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
+def remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
     bounds = sorted(sentence_bounds(text, s, e) for s, e in spans if s >= 0)
     merged: list[list[int]] = []
     for left, right in bounds:
@@ -181,7 +181,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
         doomed = [(p.start, p.end) for p in number_problems(text, prose_of(text), rules)]
     doomed += [(p.start, p.end) for p in check_section(text, rules) if p.kind in kinds]
     if doomed:
-        text = _remove_sentences(text, doomed)
+        text = remove_sentences(text, doomed)
         done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims, "
                     "a worse result called an improvement, said before, copied from the prompt, a knob moved the "
                     "wrong way, or terms nothing recorded")
@@ -245,7 +245,7 @@ def plain_text_section(text: str, rules: SectionRules | None = None) -> str:
     if rules is not None:  # the words are kept: sentences with numbers or claims that have no source still go
         doomed = [(p.start, p.end) for p in check_section(restored, rules)
                   if p.kind in ("typed_number", "hardware", "run_label")]
-        restored = _remove_sentences(restored, doomed) if doomed else restored
+        restored = remove_sentences(restored, doomed) if doomed else restored
     return restored.strip() + "\n" if restored.strip() else ""  # an empty section is left out of the paper
 
 
@@ -310,6 +310,6 @@ def drop_repeats(texts: Sequence[str], min_words: int = 6) -> tuple[list[str], i
             else:
                 mine.append(gist)
         seen += mine
-        kept.append(normalize_text(_remove_sentences(text, doomed)) if doomed else text)
+        kept.append(normalize_text(remove_sentences(text, doomed)) if doomed else text)
         dropped += len(doomed)
     return kept, dropped
