@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from scientist_paper.checks import (
-    CITE, COMMENT, RESULT, SectionRules, check_section, labels_in, prose_of, sentence_bounds, word_ngrams,
+    CITE, COMMENT, RESULT, RUN_LABEL, SectionRules, check_section, labels_in, matching_results, prose_of,
+    sentence_bounds, word_ngrams,
 )
 from scientist_paper.latex import (
     ABSTRACT_FILE, BODY_FILE, GENERATED_DIR, META_FILE, SECTIONS, TABLE_FILE, TABLE_LABEL, env_macros,
     latex_escape,
 )
-from scientist_paper.repairs import numbers_of
+from scientist_paper.repairs import settings_numbers
 from scientist_paper.results import (
     WORD, Comparison, ResultValue, Study, compare_with_baseline, has_phrase, relative_changes, result_values,
     run_label,
@@ -269,10 +270,9 @@ class _Checker:
         evidence = self.evidence
         study = evidence.study()
         keys = self.bib_keys() | set(evidence.template_keys)
-        allowed = (numbers_of(run.knob_changes for run in evidence.runs) | numbers_of(evidence.baseline.values())
-                   | numbers_of(run_label(run) for run in evidence.runs))
         return SectionRules(results=self.results, cite_keys=keys, labels=labels,
-                            run_names={run.index: run_label(run) for run in evidence.runs}, allowed_numbers=allowed,
+                            run_names={run.index: run_label(run) for run in evidence.runs},
+                            allowed_numbers=settings_numbers(evidence.runs, evidence.baseline),
                             facts=dict(evidence.facts), knob_directions=study.knob_directions(),
                             knob_moves=study.knob_moves(), prompt_ngrams=evidence.prompt_ngrams,
                             require_stderrs=True)
@@ -334,10 +334,8 @@ class _Checker:
 
     def check_numbers(self, name: str, text: str, stripped: str, rules: SectionRules) -> None:
         prose = prose_of(stripped)
-        from scientist_paper.checks import _matching_results  # the one way to match a typed number to a result
-
-        counts = {float(len(self.evidence.variants)), float(len(self.evidence.runs)),
-                  float(len(self.evidence.study().datasets)), float(len(self.evidence.study().metrics))}
+        counts = {float(len(self.evidence.variants)), float(len(self.evidence.runs)), float(len(self.datasets)),
+                  float(len(self.metrics))}
         for match in _NUMBER.finditer(prose):
             token, percent = match.group(1), bool(match.group(2))
             number, at = float(token), match.start()
@@ -355,7 +353,7 @@ class _Checker:
             elif any(abs(number - allowed) < 1e-12 for allowed in rules.allowed_numbers):
                 item(trace="a knob value of the executed plan")
             elif "." in token:
-                found = _matching_results(token, False, rules)
+                found = matching_results(token, False, rules)
                 hint = f": write \\result{{{found[0].key}}}" if found else ""
                 item(problem=f"{written} is typed; numbers come from \\result{{KEY}}{hint}", fault="typed_number")
             elif number in counts:
@@ -477,8 +475,6 @@ class _Checker:
     def check_table(self) -> None:
         table = self.read(TABLE_FILE) or ""
         labels = {latex_escape(run_label(run)): run for run in self.evidence.runs}
-        from scientist_paper.checks import RUN_LABEL
-
         for match in re.finditer(r"^[^&\n]*&\s*([^&\n]*?)\s*&.*\\\\\s*$", table, re.MULTILINE):
             label = match.group(1)
             if label == "Run" or "\\toprule" in match.group():

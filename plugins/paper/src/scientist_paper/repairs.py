@@ -16,6 +16,7 @@ from scientist_paper.checks import (
 )
 from scientist_paper.commands import CONTROL_WORD, FORBIDDEN_ENVIRONMENTS, decode_carets
 from scientist_paper.latex import NON_ASCII, latex_escape
+from scientist_paper.results import run_label
 
 
 def remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
@@ -274,6 +275,13 @@ def numbers_of(values: Iterable[Any]) -> set[float]:
         elif isinstance(value, list | tuple | set):
             found |= numbers_of(value)
     return found
+
+
+def settings_numbers(runs: Iterable[Any], baseline: Mapping[str, Any]) -> set[float]:
+    """Numbers prose may state: the runs' settings (their knob changes and names) and the template's defaults."""
+    runs = list(runs)
+    return (numbers_of(run.knob_changes for run in runs) | numbers_of(run_label(run) for run in runs)
+            | numbers_of(baseline.values()))
 
 
 _TOKEN = re.compile(r"\\(?:result|cite[a-zA-Z]*|ref)\s*\{[^{}]*\}|[A-Za-z0-9]+")

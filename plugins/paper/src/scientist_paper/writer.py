@@ -37,7 +37,9 @@ from scientist_paper.latex import (
     env_macros, figure_tex, latex_escape,
 )
 from scientist_paper.claims import CheckReport, Evidence, check_paper, instruction_ngrams
-from scientist_paper.repairs import drop_repeats, numbers_of, plain_text_section, remove_sentences, repair_section
+from scientist_paper.repairs import (
+    drop_repeats, plain_text_section, remove_sentences, repair_section, settings_numbers,
+)
 from scientist_paper.results import (
     ResultValue, Study, compare_with_baseline, meta_tex, related_work_sentence, result_values, results_table_tex,
     run_label, title_is_supported,
@@ -350,8 +352,7 @@ class _Writer:
 
     def _settings_numbers(self) -> set[float]:
         """Numbers prose may state: the runs' settings (knob changes, the template's defaults, run names)."""
-        return (numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
-                | numbers_of(self.baseline.values()))
+        return settings_numbers(self.runs, self.baseline)
 
     def _read_template_bibliography(self) -> None:
         """The template's own references.bib: entries its skeleton may cite, and the model too."""
