@@ -51,9 +51,9 @@ _ON_FIRST_USE = {
 __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
-    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError",
-    "PaperCheck", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
-    "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PaperCheck", "PathError",
+    "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
+    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
     "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
     "write_atomic", "write_into",
     *sorted(_ON_FIRST_USE),

@@ -202,6 +202,10 @@ FAULTS = [
         (latex / CONCLUSION).read_text() + "\n\n" + (latex / METHOD).read_text().split("\n")[0] + "\n"),
      CONCLUSION, "repeated_paragraph"),
     ("missing figure file", remove_figure, "generated/body.tex", "missing_figure"),
+    ("relative change not code's", replace("generated/meta.tex", r"\\@namedef\{scientist@change@run1\.spirals\."
+                                          r"val_loss\}\{[^\n]*\}", "\\@namedef{scientist@change@run1.spirals."
+                                          "val_loss}{-35.0\\%}"),
+     "generated/meta.tex", "typed_number"),
     ("unknown result", append(RESULTS, lambda p: "It reached \\result{run7.spirals.val_accuracy} there."), RESULTS,
      "typed_number"),
 ]

@@ -1,6 +1,7 @@
 """A scripted run whose only variant is worse than the baseline, written up by a model that spins it (hedged and
 unhedged, in the title, the figure captions and the interpretation): the final paper says what the records say,
-and no sentence of it calls the variant an improvement."""
+and no sentence of it calls the variant an improvement. And the free style's one round on the whole paper's
+problems: the model sees them once, and what it keeps is removed by code."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from scientist_core.pipeline.run import start_run
 from scientist_core.settings import load_settings
 from scientist_paper.claims import claims_in  # the checker's own reading of a sentence's claims
 from scientist_paper.results import compare_with_baseline, result_values
+from scientist_core.pipeline.writeup import write_paper
 from tests.pipeline_script import recorded_runs, script_full_run
+from tests.test_writeup import (IDEA as WRITEUP_IDEA, RUNS, SECTIONS, make_ctx, needs_latex,  # noqa: F401
+                                script_paper)
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 
@@ -68,3 +72,24 @@ def test_a_worse_variant_is_never_called_an_improvement(configured, plugin_host,
     problems = [call for call in fake_llm.history if call.schema is not None and call.schema.__name__ == "Review"]
     told = "automatic check of this paper" in problems[0].messages[-1].content
     assert told == (summary.ideas[0].check != "check: clean")
+
+
+SPIN = "The larger learning rate clearly outperforms the baseline on every dataset."
+
+
+@needs_latex
+def test_the_free_style_sends_the_whole_papers_problems_back_once_then_removes_them(make_ctx, fake_llm):
+    ctx, workspace, figures = make_ctx()
+    script_paper(fake_llm, sections={"conclusion": f"{SECTIONS['conclusion']} {SPIN}"})
+    insisted = f"{SECTIONS['conclusion']} {SPIN}"
+    fake_llm.enqueue({"latex": insisted})  # the one round: the model keeps its claim
+
+    result = write_paper(ctx, WRITEUP_IDEA, RUNS, figures)
+
+    assert not fake_llm.replies
+    rounds = [call for call in fake_llm.history if "Checking the whole paper" in call.messages[-1].content]
+    assert len(rounds) == 1 and "cites no result of a run" in rounds[0].messages[-1].content
+    assert SPIN in rounds[0].messages[-2].content  # the model saw its own text with the problem
+    conclusion = (result.latex_dir / "generated" / "sec-conclusion.tex").read_text()
+    assert "outperforms" not in conclusion and "Future work should vary the learning rate" in conclusion
+    assert result.pdf_path is not None

@@ -191,21 +191,20 @@ def _knob_word_spans(words: Sequence[str], knobs: Iterable[Sequence[str]]) -> se
 
 def claims_in(sentence: str, knobs: Sequence[Sequence[str]]) -> dict[str, bool]:
     """What a sentence claims about a result: better / worse / lower / higher / significant, each True when said
-    plainly; a claim word next to a knob's name is about the setting and left out; a negated one says nothing."""
+    plainly; a direction word next to a knob's name is about the setting and left out; a negated one says
+    nothing."""
     plain = _NOT_CLAIMS.sub(lambda m: " " * len(m.group()), sentence)
     words = [(m.group().lower(), m.start()) for m in re.finditer(r"[A-Za-z0-9']+", plain)]
     near = _knob_word_spans([w for w, _ in words], knobs)
     said: dict[str, bool] = {}
     for index, (word, pos) in enumerate(words):
-        if index in near:
-            continue
         clause = re.split(r"[,;:()]", plain[:pos])[-1]  # "did not help, but lowered": the clause before the word
         if _NEGATED.search(clause) or _QUESTION.search(clause) or word.endswith("n't"):
             continue
         for claim, pattern in (("better", _BETTER), ("worse", _WORSE), ("lower", _LOWER), ("higher", _HIGHER),
                                ("significant", _SIGNIFICANT)):
-            if pattern.fullmatch(word):
-                said[claim] = True
+            if pattern.fullmatch(word) and not (index in near and claim in ("lower", "higher")):
+                said[claim] = True  # "raised the learning rate" moves a setting; "improves" is never about one
     if _CONDITIONAL.search(plain):
         said.pop("significant", None)  # "counts as clear only when ...": the criterion, not a claim
     return said
@@ -284,7 +283,7 @@ class _Checker:
         return {entry.key for entry in parse_bibtex(text)}
 
     def check_meta(self) -> None:
-        """meta.tex's values are the records' (each \\result traced), its \\Env macros the machine's."""
+        """meta.tex's values are the records' (each \\result and \\change traced), its \\Env macros the machine's."""
         meta = self.read(META_FILE) or ""
         defined = dict(re.findall(r"\\@namedef\{scientist@result@([^{}]*)\}\{(.*)\}\s*$", meta, re.MULTILINE))
         for key, latex in defined.items():
@@ -293,6 +292,12 @@ class _Checker:
             if value is None or value.latex != latex:
                 self.add("number", META_FILE, key, pos, problem=f"\\result{{{key}}} is defined as {latex}, which "
                          "no recorded run holds", fault="typed_number", source=meta)
+        changes = relative_changes(self.results)
+        for key, latex in re.findall(r"\\@namedef\{scientist@change@([^{}]*)\}\{(.*)\}\s*$", meta, re.MULTILINE):
+            if changes.get(key) != latex:
+                self.add("number", META_FILE, key, meta.find(f"scientist@change@{key}}}"), problem=f"\\change"
+                         f"{{{key}}} is defined as {latex}, not as code computes it from the records",
+                         fault="typed_number", source=meta)
         for macro, recorded in env_macros(self.evidence.facts).items():
             match = re.search(rf"\\newcommand\{{\\{macro}\}}\{{(.*)\}}\s*$", meta, re.MULTILINE)
             if match and match.group(1) != latex_escape(recorded):

@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from scientist_core import (
-    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, PaperCheck, RunContext, RunRecord, StructuredOutputError,
-    Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
+    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, PaperCheck, RunContext, RunRecord,
+    StructuredOutputError, Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
 )
 from scientist_literature.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_paper.checks import (
