@@ -27,7 +27,7 @@ from scientist_core.searcher import (LiteratureError, Searcher, SearchRateLimite
                                      search_with_fallback)
 from scientist_core.template import LATEX_SKELETON, Template
 from scientist_core.untrusted import UntrustedOutput, copy_out, read_bytes, write_atomic, write_into
-from scientist_core.writer import Writer, WriteupResult
+from scientist_core.writer import PaperCheck, Writer, WriteupResult
 
 # name -> the module it lives in, imported when the name is first used
 _ON_FIRST_USE = {
@@ -37,7 +37,8 @@ _ON_FIRST_USE = {
                     "scientist_core.chat"),
     **dict.fromkeys(("better_direction", "measures_time"), "scientist_core.metrics"),
     **dict.fromkeys(("open_chat", "resolve_model"), "scientist_core.model_choice"),
-    **dict.fromkeys(("Figure", "RunContext", "RunRecord", "new_run_id"), "scientist_core.pipeline.context"),
+    **dict.fromkeys(("Figure", "RunContext", "RunRecord", "checkpoint_file", "new_run_id"),
+                    "scientist_core.pipeline.context"),
     "facts_for_run": "scientist_core.pipeline.machine",
     "describe_changes": "scientist_core.pipeline.plans",
     "get_host": "scientist_core.plugins",
@@ -50,9 +51,9 @@ _ON_FIRST_USE = {
 __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
-    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PathError", "PluginError",
-    "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
-    "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PaperCheck", "PathError",
+    "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
+    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
     "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
     "write_atomic", "write_into",
     *sorted(_ON_FIRST_USE),

@@ -236,9 +236,10 @@ def _print_summary(summary) -> None:
     """The run's ideas as a table on a terminal; as `key: value` lines elsewhere (logs, CI), where a table
     would wrap each problem into a column a few characters wide. Exits with NO_PAPER_EXIT without a paper."""
     title = f"Run {summary.run_id} ({summary.seconds / 60:.1f} min, ${summary.cost_usd:.4f})"
-    columns = ["idea", "novel", "runs", "paper", "overall", "decision", "cost $", "problem"]
-    rows = [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "", i.overall or "",
-             i.decision or "", f"{i.cost_usd:.4f}", i.problem] for i in summary.ideas]
+    columns = ["idea", "novel", "runs", "paper", "check", "overall", "decision", "cost $", "problem"]
+    rows = [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "",
+             i.check.removeprefix("check: "), i.overall or "", i.decision or "", f"{i.cost_usd:.4f}", i.problem]
+            for i in summary.ideas]
     if sys.stdout.isatty():
         _table(title, columns, rows)
     else:

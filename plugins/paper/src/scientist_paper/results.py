@@ -133,10 +133,28 @@ def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str,
     ]
     for key, value in results.items():
         lines.append(f"\\@namedef{{scientist@result@{key}}}{{{value.latex}}}")
+    lines += [r"\newcommand{\change}[1]{\@ifundefined{scientist@change@#1}{\textbf{??}%",
+              r"  \PackageWarning{scientist}{no relative change #1}}{\@nameuse{scientist@change@#1}}}"]
+    for key, change in relative_changes(results).items():
+        lines.append(f"\\@namedef{{scientist@change@{key}}}{{{change}}}")
     lines.append(r"\makeatother")
     for macro, value in env_macros(facts).items():
         lines.append(f"\\newcommand{{\\{macro}}}{{{latex_escape(value)}}}")
     return "\n".join(lines) + "\n"
+
+
+def relative_changes(results: Mapping[str, ResultValue]) -> dict[str, str]:
+    """`\\change{KEY}` values: a run's mean relative to the baseline's same metric, as LaTeX ("+12.5\\%"),
+    computed by code from two recorded results so that no model types a difference."""
+    changes = {}
+    for key, value in results.items():
+        base = results.get(f"run0.{key.split('.', 1)[1]}")
+        if value.run == 0 or value.stderr or base is None or not base.value or not math.isfinite(value.value):
+            continue
+        change = (value.value - base.value) / abs(base.value) * 100
+        sign = "+" if change >= 0 else r"\ensuremath{-}"
+        changes[key] = f"{sign}{abs(change):.1f}\\%"
+    return changes
 
 
 def _words_of(name: str) -> str:
@@ -491,8 +509,11 @@ class Study:
         sentences = []
         for run in self.variants:
             found = self.comparisons(run)
-            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.proven]
-            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.worse]
+            # each verdict cites the result it rests on (claims.py traces every comparative statement)
+            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                      for v, c in found if c.proven]
+            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                     for v, c in found if c.worse]
             parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
                 ([f"was worse in {_and(worse)}"] if worse else [])
             verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline"

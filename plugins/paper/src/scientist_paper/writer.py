@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from scientist_core import (
-    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, RunContext, RunRecord, StructuredOutputError,
-    Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
+    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, PaperCheck, RunContext, RunRecord,
+    StructuredOutputError, Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
 )
 from scientist_literature.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_paper.checks import (
@@ -39,7 +39,10 @@ from scientist_paper.latex import (
 from scientist_paper.provenance import (
     combined_facts, disclosure_tex, machine_count, run_machines, runs_table_tex, unimplemented_idea,
 )
-from scientist_paper.repairs import drop_repeats, numbers_of, plain_text_section, repair_section
+from scientist_paper.claims import CheckReport, Evidence, check_paper, instruction_ngrams
+from scientist_paper.repairs import (
+    drop_repeats, plain_text_section, remove_sentences, repair_section, settings_numbers,
+)
 from scientist_paper.results import (
     ResultValue, Study, compare_with_baseline, meta_tex, related_work_sentence, result_values, results_table_tex,
     run_label, title_is_supported,
@@ -122,7 +125,8 @@ def related_work_schema(keys: list[str]) -> type[BaseModel]:
 
 RULES = r"""You are writing a research paper in LaTeX about experiments that have already been run. Rules:
 1. Every experimental number enters the text only as \result{KEY}, with a KEY from the list you are given.
-   Never type a result, a difference or a percentage yourself. Describe the machine only with the macros given.
+   Never type a result, a difference or a percentage yourself: a run's change relative to the baseline is
+   \change{KEY}, computed by code. Describe the machine only with the macros given.
 2. Name runs by what they changed (for example "the run with a larger learning rate"), never "Run 2" or run_2.
 3. Report what the results show. If a change made things worse or made no clear difference, say so plainly;
    never present a worse or unchanged result as an improvement.
@@ -365,8 +369,7 @@ class _Writer:
 
     def _settings_numbers(self) -> set[float]:
         """Numbers prose may state: the runs' settings (knob changes, the template's defaults, run names)."""
-        return (numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
-                | numbers_of(self.baseline.values()))
+        return settings_numbers(self.runs, self.baseline)
 
     def _read_template_bibliography(self) -> None:
         """The template's own references.bib: entries its skeleton may cite, and the model too."""
@@ -1010,12 +1013,70 @@ class _Writer:
 
     # -- all of it ------------------------------------------------------------------------------------------
 
+    # -- the whole paper's check ------------------------------------------------------------------------------
+
+    def evidence(self) -> Evidence:
+        """What the host recorded, which every item of the paper must trace to (claims.py)."""
+        try:
+            work = frozenset(self.ctx.template.quick_knobs)
+        except Exception:  # as for _baseline_knobs: no knob model, no knobs that set the amount of work
+            work = frozenset()
+        return Evidence(runs=self.runs, facts=self.facts, baseline=self.baseline,
+                        description=self.ctx.template.description, work_knobs=work,
+                        template_keys=frozenset(self.template_entries),
+                        prompt_ngrams=self.rules().prompt_ngrams | instruction_ngrams())
+
+    def check_claims(self) -> CheckReport:
+        """The assembled paper, checked as a whole: its model-written sentences that fail go back to the model once
+        with their problems (the free style with fix rounds; the structured style's pieces were checked one by
+        one); what still fails is removed by code; a failing title or caption becomes code's."""
+        files = {section.file: section.name for section in SECTIONS} | {ABSTRACT_FILE: ABSTRACT}
+        self.write_sources()
+        report = check_paper(self.latex_dir, self.evidence())
+        by_name: dict[str, list] = {}
+        for item in report.problems:
+            if item.file in files and item.start >= 0:
+                by_name.setdefault(files[item.file], []).append(item)
+        if by_name and not self.structured and self.ctx.options.writeup_fix_rounds:
+            for name, items in by_name.items():
+                text = self.texts.get(name, "")
+                answer = self.ask([*self.opening(name), Message(role="assistant", content=text), Message(
+                    role="user", content=f"Checking the whole paper against the records found these problems in "
+                    f"your {_heading(name)}:\n{_bullets([f'{i.problem}: {i.text}' for i in items])}\nRewrite the "
+                    "whole text fixing them, changing nothing else.")], SectionText)
+                if answer is not None and answer.latex.strip():
+                    self.texts[name] = normalize_text(answer.latex)
+            self.write_sources()
+            report = check_paper(self.latex_dir, self.evidence())
+        removed = 0
+        for name in {files[item.file] for item in report.problems if item.file in files and item.start >= 0}:
+            spans = [(item.start, item.end) for item in report.problems if files.get(item.file) == name
+                     and item.start >= 0]
+            self.texts[name] = remove_sentences(self.texts[name], spans)
+            removed += len(spans)
+            if len(self.texts[name].strip()) < MIN_SECTION_CHARS and name != ABSTRACT:
+                self.texts[name] = self.fallback_text(name, "the whole paper's check left nothing of the")
+        for item in report.problems:
+            if item.fault == "title_claim":
+                self.title = self.study.title()
+            elif item.fault == "caption_claim":
+                self.figures = [(file, f"{Path(file).stem.replace('-', ' ')} for every run."
+                                 if latex_escape(caption) == item.text else caption, label)
+                                for file, caption, label in self.figures]
+        if removed or report.problems:
+            self.report(f"claims: {len(report.problems)} problem(s) left after the model's round; {removed} "
+                        "sentence(s) removed by code")
+            self.write_sources()
+            report = check_paper(self.latex_dir, self.evidence())
+        return report
+
     def run(self) -> WriteupResult:
         self.prepare()
         if self.structured:
             self.write_structured()
         else:
             self.write_free()
+        self.check_claims()
         pdf = self.compile()
         final: Path | None = None
         if pdf is not None:
@@ -1070,6 +1131,13 @@ class LatexWriter(Writer):
         return [f"latex/{MAIN_FILE}: {problem}" for problem in skeleton_problems(tex)] + (
             [f"latex/{MAIN_FILE} cites {', '.join(missing)}, which latex/references.bib does not hold"]
             if missing else [])
+
+    def check_paper(self, ctx: RunContext, latex_dir: Path) -> PaperCheck:
+        """claims.check_paper over the paper in `latex_dir`, against the records of its run (scientist check)."""
+        from scientist_paper.evidence import evidence_for
+
+        report = check_paper(latex_dir, evidence_for(latex_dir, ctx.template, ctx.options.quick))
+        return PaperCheck(items=len(report.items), problems=report.problem_lines(), report=report.json())
 
     def write(self, ctx: RunContext, idea: Idea, workspace: Path, runs: list[RunRecord], figures: list[Figure],
               feedback: str | None = None) -> WriteupResult:
