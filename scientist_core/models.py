@@ -121,12 +121,23 @@ class Idea(BaseModel):
 
 
 class DatasetResult(BaseModel):
+    """One dataset's results: each metric's mean over `n` seeds and, with n >= 2, its standard error."""
+
     means: dict[str, float]
     stderrs: dict[str, float] = Field(default_factory=dict)
+    n: int | None = Field(None, ge=1, description="the seeds (replicates) behind each mean; None in files written "
+                                                  "before it was recorded")
+
+    def seeds(self, metric: str) -> int | None:
+        """How many seeds `metric`'s mean is over: `n`; in an older file without it, 1 when no positive standard
+        error was recorded (the templates wrote 0.0 for one seed), else None (several, how many unknown)."""
+        if self.n is not None:
+            return self.n
+        return None if self.stderrs.get(metric, 0.0) > 0 else 1
 
 
 class FinalInfo(BaseModel):
-    """The results contract of a run folder: v1's `final_info.json`, {dataset: {means, stderrs}}."""
+    """The results contract of a run folder: v1's `final_info.json`, {dataset: {means, stderrs, n}}."""
 
     datasets: dict[str, DatasetResult]
 
