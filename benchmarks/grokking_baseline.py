@@ -103,9 +103,10 @@ def report_grokking(run: dict) -> None:
             v1_text = "" if seed else f"{v1:,}" if v1 else "never"
             print(f"{task:<12}{seed:>5}{seed_train[-1]:>10.3f}{seed_val[-1]:>9.3f}{first:>16}"
                   f"{'yes' if seed_val[-1] >= 0.99 else 'no':>9}{v1_text:>8}")
-        means, stderrs = result["means"], result["stderrs"]
+        means, stderrs = result["means"], result.get("stderrs", {})  # none for a single seed
+        spread = f" +- {stderrs['step_val_acc_99']:<4,.0f}" if "step_val_acc_99" in stderrs else ""
         print(f"{task:<12}{'mean':>5}{means['final_train_acc']:>10.3f}{means['final_val_acc']:>9.3f}"
-              f"{means['step_val_acc_99']:>10,.0f} +- {stderrs['step_val_acc_99']:<4,.0f}")
+              f"{means['step_val_acc_99']:>10,.0f}{spread}")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from scientist_core.errors import (ExperimentError, PathError, PluginError, Sand
 from scientist_core.executor import ACCEPT_UNISOLATED, LOG_DIR_NAME, ExecutionResult, Executor, Limits
 from scientist_core.hookspecs import hookimpl
 from scientist_core.llm import LLM
+from scientist_core.metrics import Metric, better_direction, measures_time, resolve_metric
 from scientist_core.models import (CodeChange, CompileResult, Completion, DatasetResult, FinalInfo, Idea, Message,
                                    ModelInfo, Paper, Readiness, Review, Usage)
 from scientist_core.reviewer import Reviewer, ReviewResult
@@ -35,7 +36,6 @@ _ON_FIRST_USE = {
                      "NoModelConfigured", "Price", "RateLimited", "Reservation", "StructuredOutputError",
                      "TransientLLMError", "UnpricedModel", "estimate_tokens", "parse_retry_after", "redact"),
                     "scientist_core.chat"),
-    **dict.fromkeys(("better_direction", "measures_time"), "scientist_core.metrics"),
     **dict.fromkeys(("open_chat", "resolve_model"), "scientist_core.model_choice"),
     **dict.fromkeys(("Figure", "RunContext", "RunRecord", "checkpoint_file", "new_run_id"),
                     "scientist_core.pipeline.context"),
@@ -51,11 +51,12 @@ _ON_FIRST_USE = {
 __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
-    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "ModelInfo", "Paper", "PaperCheck", "PathError",
-    "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
-    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
-    "WriteupResult", "Writer", "copy_out", "first_problem", "hookimpl", "read_bytes", "search_with_fallback",
-    "write_atomic", "write_into",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "Metric", "ModelInfo", "Paper", "PaperCheck",
+    "PathError", "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
+    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template",
+    "UntrustedOutput", "Usage", "WriteupResult", "Writer", "better_direction", "copy_out", "first_problem",
+    "hookimpl", "measures_time", "read_bytes", "resolve_metric", "search_with_fallback", "write_atomic",
+    "write_into",
     *sorted(_ON_FIRST_USE),
 ]
 

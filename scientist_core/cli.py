@@ -96,6 +96,8 @@ def templates(as_json: bool = JsonFlag) -> None:
         entry: dict[str, Any] = {"name": reg.name, "description": reg.cls.description,
                                  "distribution": reg.plugin.distribution, "version": reg.plugin.version}
         if as_json:
+            entry["metrics"] = {name: metric.model_dump() for name, metric in reg.cls.metrics.items()}
+            entry["deterministic"] = reg.cls.deterministic
             try:
                 template = reg.cls()
                 entry["knobs"] = template.knobs_model().model_json_schema().get("properties", {})

@@ -121,16 +121,27 @@ class Idea(BaseModel):
 
 
 class DatasetResult(BaseModel):
+    """One dataset's results: each metric's mean over `n` seeds and, with n >= 2, its standard error."""
+
     # another key (the original AI Scientist's final_info_dict) means a results shape this is not
     model_config = ConfigDict(extra="forbid")
 
     means: dict[str, FiniteFloat] = Field(min_length=1)
     stderrs: dict[str, FiniteFloat] = Field(default_factory=dict)
+    n: int | None = Field(None, ge=1, description="the seeds (replicates) behind each mean; None in files written "
+                                                  "before it was recorded")
+
+    def seeds(self, metric: str) -> int | None:
+        """How many seeds `metric`'s mean is over: `n`; in an older file without it, 1 when no positive standard
+        error was recorded (the templates wrote 0.0 for one seed), else None (several, how many unknown)."""
+        if self.n is not None:
+            return self.n
+        return None if self.stderrs.get(metric, 0.0) > 0 else 1
 
 
 class FinalInfo(BaseModel):
-    """The results contract of a run folder: `final_info.json`, {dataset: {means, stderrs}}, finite numbers only,
-    at least one dataset with at least one metric."""
+    """The results contract of a run folder: `final_info.json`, {dataset: {means, stderrs, n}}, finite numbers
+    only, at least one dataset with at least one metric."""
 
     datasets: dict[str, DatasetResult] = Field(min_length=1)
 

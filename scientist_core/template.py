@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from scientist_core.component import Component
 from scientist_core.errors import ExperimentError, PluginError, first_problem
 from scientist_core.executor import Limits
+from scientist_core.metrics import Metric
 from scientist_core.models import Idea
 
 # the paper skeleton every template starts from: template.tex (the LaTeX contract of docs/writeup.md) and the
@@ -51,6 +52,12 @@ class Template(Component):
     knobs_class: ClassVar[str] = "Knobs"
     # the metric a reader looks at first (progress lines show it); None: the first metric that measures quality
     primary_metric: ClassVar[str | None] = None
+    # every metric of final_info.json: which way it improves, its unit, whether it is a timing; an undeclared
+    # metric's direction is guessed from its name, with a warning (metrics.resolve_metric)
+    metrics: ClassVar[dict[str, Metric]] = {}
+    # True: the same knobs give the same numbers (no seed, no noise), so any difference at the precision shown is
+    # real and comparisons are exact; False: differences are judged against the standard errors over seeds
+    deterministic: ClassVar[bool] = False
     limits: ClassVar[Limits] = Limits()
     quick_limits: ClassVar[Limits] = Limits(timeout_s=900)
 

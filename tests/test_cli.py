@@ -63,6 +63,7 @@ def test_templates_json_has_knobs():
     (example,) = [t for t in json.loads(run_cli("templates", "--json").stdout) if t["name"] == "example"]
     assert example["distribution"] == "scientist-example"
     assert example["knobs"] and example["quick_knobs"]
+    assert example["metrics"]["val_accuracy"]["direction"] == "higher" and example["deterministic"] is False
     assert "example" in run_cli("templates").stdout
 
 

@@ -504,7 +504,7 @@ def test_a_worse_or_unclear_result_called_an_improvement_is_spin():
     for text in (worse, unclear, worse_loss):
         assert kinds(text) == ["spin"], text
     problem = check_section(unclear, RULES)[0]
-    assert "not a clear difference" in problem.message and "learning_rate=0.03" in problem.message
+    assert "no clear difference" in problem.message and "learning_rate=0.03" in problem.message
     assert "worse" in check_section(worse, RULES)[0].message
     # the plain truth, a real improvement, a hedged claim and a claim about the baseline pass
     for text in ("The narrower hidden layer lowered the accuracy to \\result{run2.spirals.val_accuracy}.",

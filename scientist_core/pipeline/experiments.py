@@ -128,28 +128,28 @@ def _cached_results(cache: Path) -> "FinalInfo | None":
         return None
 
 
-def _headline(record: RunRecord, primary: str | None = None) -> str:
+def _headline(record: RunRecord, template: Template) -> str:
     """Each dataset's main metric, for a progress line: the template's `primary_metric`, else the first that
-    measures quality (its name says which way is better, and it is not a time or a speed), else the first."""
-    from scientist_core.metrics import better_direction, measures_time
+    measures quality (it has a direction and is not a timing), else the first."""
+    from scientist_core.metrics import resolve_metric
 
     def main_metric(names: list[str]) -> str:
-        if primary in names:
-            return primary
-        quality = [n for n in names if better_direction(n) and not measures_time(n)]
+        if template.primary_metric in names:
+            return template.primary_metric
+        quality = [n for n in names if (m := resolve_metric(n, template.metrics)).direction and not m.timing]
         return (quality or names)[0]
 
     return ", ".join(f"{dataset} {name}={result.means[name]:.4g}" for dataset, result in record.results.datasets.items()
                      if result.means for name in [main_metric(list(result.means))])
 
 
-def _results_text(records: list[RunRecord]) -> str:
-    """The runs' results for a prompt: every metric but the timings (metrics.measures_time)."""
-    from scientist_core.metrics import measures_time
+def _results_text(records: list[RunRecord], template: Template) -> str:
+    """The runs' results for a prompt: every metric but the timings (Metric.timing)."""
+    from scientist_core.metrics import resolve_metric
 
     lines = []
     for record in records:
-        means = {ds: {k: round(v, 4) for k, v in r.means.items() if not measures_time(k)}
+        means = {ds: {k: round(v, 4) for k, v in r.means.items() if not resolve_metric(k, template.metrics).timing}
                  for ds, r in record.results.datasets.items()}
         lines.append(f"{record.name} ({record.description}): {json.dumps(means)}")
     return "\n".join(lines)
@@ -170,7 +170,7 @@ def plan_conversation(ctx: "RunContext", idea: "Idea", records: list[RunRecord])
         Message(role="user", content=(
             f"Idea: {idea.model_dump_json(by_alias=True)}\n\n"
             f"The baseline's knobs: {json.dumps(baseline_values(template, options.quick))}\n\n"
-            f"Baseline results (run_0):\n{_results_text(records)}\n\n"
+            f"Baseline results (run_0):\n{_results_text(records, template)}\n\n"
             f"Plan at most {options.max_runs} experiment runs that test this idea. Each run changes at most "
             f"{options.max_knob_changes} of{about} to values other than the baseline's, and leaves every other "
             "knob null"
@@ -213,8 +213,9 @@ def run_experiments(ctx: "RunContext", idea: "Idea") -> list[RunRecord]:
             record = _run_with_retries(ctx, chat, idea, folder, index, planned, planned_model, context, records)
             spent.append(time.monotonic() - started)
             if record is not None:
+                results = _results_text([record], ctx.template)
                 append_atomic(folder / NOTES_FILE, f"## {record.name}: {record.description}\nknob changes: "
-                              f"{json.dumps(record.knob_changes)}\nresults: {_results_text([record])}\n\n")
+                              f"{json.dumps(record.knob_changes)}\nresults: {results}\n\n")
             return record
 
         record = ctx.checkpoint(f"{STAGE}:{idea.name}:run_{index}", RunRecord | None, attempt_run)
@@ -259,7 +260,7 @@ def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planne
                 read_only=[f for f in (NOTES_FILE,) if (folder / f).is_file()], idea=idea, run=name,
                 budget=f"run {index} of at most {options.max_runs}, attempt {attempt + 1} of {options.max_tries}",
                 command=" ".join(template.experiment_command(name)), knob_changes=changes,
-                previous_results=_results_text(records), failure=failure)
+                previous_results=_results_text(records, template), failure=failure)
             change = coder.apply(folder, request, chat)
             ctx.store.add_artifact(ctx.run_id, "code_change", folder / template.experiment_file,
                                    {"idea": idea.name, "run": index, "attempt": attempt, "ok": change.ok,
@@ -290,7 +291,7 @@ def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planne
                     write_atomic(folder / CODE_DIR / name / file_name, text)
                 what = planned.description if code_changed else describe_changes(changes, baseline)  # the record's
                 ctx.report(f"experiments: {idea.name}: {name} done in {outcome.execution.wall_s:.0f} s "
-                           f"({what}): {_headline(record, template.primary_metric)}")
+                           f"({what}): {_headline(record, template)}")
                 return record
             tail = outcome.execution.stderr_tail.strip()[-STDERR_FED_BACK:]
             problem = f"{outcome.problem}; stderr ends with:\n{tail}" if tail else f"{outcome.problem} (no stderr)"
@@ -306,7 +307,7 @@ def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planne
             planned = chat.ask_structured([
                 *context,
                 Message(role="user", content=(
-                    f"Results so far:\n{_results_text(records)}\n\nThe planned {name} was: "
+                    f"Results so far:\n{_results_text(records, template)}\n\nThe planned {name} was: "
                     f"{planned.model_dump_json()}\nIt changed {describe_changes(changes, baseline)}.\n"
                     f"It failed: {problem}\nGive a corrected {name} that avoids the cause of this failure; a "
                     "configuration that failed is refused.")),

@@ -79,11 +79,11 @@ def test_a_quick_run_writes_the_results_contract(baseline, template):
     info = read_final_info(baseline)
     assert set(info.datasets) == DATASETS
     for result in info.datasets.values():
-        assert set(result.means) == set(result.stderrs) == METRICS
+        assert set(result.means) == set(result.stderrs) == METRICS and result.n == template.quick_knobs["num_seeds"]
         assert 0.0 <= result.means["val_accuracy"] <= 1.0
     with np.load(baseline / "all_results.npz") as arrays:
         steps = template.quick_knobs["steps"]
-        assert arrays["spirals.train_loss"].shape == (1, steps)
+        assert arrays["spirals.train_loss"].shape == (template.quick_knobs["num_seeds"], steps)
         assert arrays["eval_steps"][-1] == steps
     # quick mode must still learn, or a good idea could not be told from a bad one
     assert np.mean(list(val_accuracies(baseline).values())) > 0.85

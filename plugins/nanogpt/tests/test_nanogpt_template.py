@@ -245,9 +245,8 @@ class TestNanoGPTTemplate(TemplateContract):
         info = read_final_info(cli_baseline)
         assert list(info.datasets) == ["shakespeare_char"]
         result = info.datasets["shakespeare_char"]
-        assert set(result.means) == set(result.stderrs) == METRIC_NAMES
+        assert set(result.means) == METRIC_NAMES and result.n == 1 and result.stderrs == {}  # one seed: no stderr
         assert all(np.isfinite(value) for value in result.means.values())
-        assert set(result.stderrs.values()) == {0.0}  # one seed
         assert result.means["total_train_time"] > 0 and result.means["avg_inference_tokens_per_second"] > 0
         quick = template.knobs(quick=True)
         with np.load(cli_baseline / "all_results.npz") as arrays:

@@ -94,7 +94,7 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
     script = Script()
     script_full_run(script, ideas=("gelu_denoiser",), metric="circle.kl_divergence")
     script.by_schema["ExperimentPlan"].clear()
-    planned = {"description": "a GELU after the first layer, half the steps", "knob_changes": {"steps": 1000},
+    planned = {"description": "a GELU after the first layer, half the steps", "knob_changes": {"steps": 500},
                "code_change": INSTRUCTION}
     script.answer("ExperimentPlan", {"runs": [planned]})
     script.answer("PlannedRun", planned)  # the retry after aider's first answer made no edit
@@ -123,7 +123,7 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
         assert values[key].plain in text, key
     assert "nn.GELU()" in (workspace / "code" / "run_1" / "experiment.py").read_text()  # the code that produced run_1
     record = json.loads((summary.run_dir / ".stages" / "experiments--gelu_denoiser--run_1.json").read_text())
-    assert record["code_changed"] is True and record["knob_changes"] == {"steps": 1000}
+    assert record["code_changed"] is True and record["knob_changes"] == {"steps": 500}
     store = Store.open_existing(load_settings().store_path)
     first, second = [a["meta"] for a in store.artifacts(summary.run_id) if a["kind"] == "code_change"]
     assert (first["coder"], first["ok"], first["attempt"]) == ("aider", False, 0)
@@ -137,7 +137,7 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in aider_requests)
     retry_prompt = "\n".join(str(m.get("content")) for m in aider_requests[1].messages)
     assert "The previous attempt failed" in retry_prompt and "no edit made" in retry_prompt
-    assert '"steps": 1000' in retry_prompt and INSTRUCTION in retry_prompt
+    assert '"steps": 500' in retry_prompt and INSTRUCTION in retry_prompt
     # its requests went through the budget gate into the ledger of the idea's experiments stage, one row each
     # with aider's answer, and count toward the run's cost
     aider_rows = [row for row in store.llm_calls(summary.run_id)

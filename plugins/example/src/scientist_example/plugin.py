@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scientist_core import Limits, Template, hookimpl
+from scientist_core import Limits, Metric, Template, hookimpl
 from scientist_example import __version__
 
 TEMPLATE_DIR = Path(__file__).parent / "template"
@@ -20,6 +20,13 @@ class ExampleTemplate(Template):
     version = __version__
     limits = Limits(timeout_s=300)
     quick_limits = Limits(timeout_s=60)
+    metrics = {
+        "train_loss": Metric(direction="lower", description="cross-entropy on the training split after training"),
+        "val_loss": Metric(direction="lower", description="cross-entropy on the validation split"),
+        "val_accuracy": Metric(direction="higher", description="fraction of validation points classified right"),
+        "train_time_s": Metric(direction="lower", unit="s", description="wall-clock training time per model",
+                               timing=True),
+    }
 
     def files_dir(self) -> Path:
         return TEMPLATE_DIR

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scientist_core import Limits, Template, hookimpl
+from scientist_core import Limits, Metric, Template, hookimpl
 from scientist_nanogpt import __version__
 
 TEMPLATE_DIR = Path(__file__).parent / "template"
@@ -21,6 +21,16 @@ class NanoGPTTemplate(Template):
                    "CUDA or CPU; quick mode: a 2-layer model on shakespeare_char, about a minute on a CPU.")
     version = __version__
     primary_metric = "best_val_loss"
+    metrics = {
+        "final_train_loss": Metric(direction="lower", unit="nats", description="loss on the train split at the last "
+                                                                                "evaluation, per character or byte"),
+        "best_val_loss": Metric(direction="lower", unit="nats", description="lowest validation loss over the "
+                                                                            "evaluations, per character or byte"),
+        "total_train_time": Metric(direction="lower", unit="s", description="seconds in the training loop",
+                                   timing=True),
+        "avg_inference_tokens_per_second": Metric(direction="higher", unit="tokens/s", timing=True,
+                                                  description="new tokens per second when generating text"),
+    }
     # the full baseline is 5,000 x 3 + 2 x 100,000 steps of a 10.65M-parameter model: under an hour on a recent
     # GPU, weeks on a CPU. torch.compile starts worker processes, hence the larger process cap
     limits = Limits(timeout_s=12 * 3600, memory_mb=16384, procs=1024)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from scientist_paper.commands import CONTROL_WORD, decode_carets, forbidden_uses
 from scientist_paper.latex import NON_ASCII, latex_escape, non_ascii_encoder
-from scientist_paper.results import CLAIM, WORD, Comparison, ResultValue, compare_with_baseline, has_phrase, value_text
+from scientist_paper.results import (CLAIM, WORD, ResultValue, compare_with_baseline, has_phrase, has_standard_errors,
+                                     value_text)
 
 
 @dataclass
@@ -34,8 +35,6 @@ class SectionRules:
     terms: frozenset[str] | None = None
     # the terms of each reference's metadata, which a sentence citing it may use too
     cited_terms: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # a difference without standard errors (a single seed) is never an improvement
-    require_stderrs: bool = False
     # False: the text states no results (a motivation, a background: code's Results section states them)
     states_results: bool = True
 
@@ -339,7 +338,7 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
     for match in RESULT.finditer(stripped):
         value = rules.results.get(match.group(1).strip())
         comparison = compare_with_baseline(value, rules.results) if value else None
-        if comparison is None or comparison.better is None or _improves(comparison, rules):
+        if comparison is None or comparison.better is None or comparison.improvement:
             continue
         start, end = sentence_bounds(stripped, match.start(), match.end())
         if (start, end) in seen:
@@ -349,7 +348,7 @@ def _spin_problems(text: str, stripped: str, rules: SectionRules) -> list[Proble
             continue
         keys = [m.group(1).strip() for m in RESULT.finditer(stripped[start:end])]
         others = [rules.results[k] for k in keys if k in rules.results]
-        if any((c := compare_with_baseline(v, rules.results)) is not None and _improves(c, rules) for v in others):
+        if any((c := compare_with_baseline(v, rules.results)) is not None and c.improvement for v in others):
             continue  # the sentence also cites a real improvement: the claim may be about that one
         seen.add((start, end))
         name = rules.run_names.get(value.run, f"run {value.run}")
@@ -374,7 +373,7 @@ def _praise_problems(text: str, stripped: str, rules: SectionRules) -> list[Prob
     ("the quadratic schedule resulted in better performance", "the beta schedule provided a good balance") is spin,
     whatever metric it names or leaves out; a cited sentence speaks of its reference and is left alone."""
     comparisons = [c for v in rules.results.values() if (c := compare_with_baseline(v, rules.results)) is not None]
-    if not comparisons or any(_improves(c, rules) for c in comparisons):
+    if not comparisons or any(c.improvement for c in comparisons):
         return []
     knobs = [tuple(WORD.findall(name.lower().replace("_", " "))) for name in rules.knob_directions]
     problems = []
@@ -387,10 +386,6 @@ def _praise_problems(text: str, stripped: str, rules: SectionRules) -> list[Prob
                                     "baseline in any recorded result, but this sentence praises one; say plainly "
                                     "what the numbers show", start, end))
     return problems
-
-
-def _improves(comparison: Comparison, rules: SectionRules) -> bool:
-    return comparison.proven if rules.require_stderrs else comparison.improvement
 
 
 _WORSE_CLAIM = re.compile(r"\b(?:worse|worsen\w*|degrad\w*|hurts?|harm\w*|deteriorat\w*)\b", re.IGNORECASE)
@@ -430,7 +425,7 @@ def _recorded(rules: SectionRules) -> dict[int, dict[str, dict[str, set[str]]]]:
     for value in rules.results.values():
         comparison = compare_with_baseline(value, rules.results)
         if comparison is not None:
-            verdict = "better" if _improves(comparison, rules) else "worse" if comparison.worse else "unclear"
+            verdict = "better" if comparison.improvement else "worse" if comparison.worse else "unclear"
             recorded.setdefault(value.run, {}).setdefault(value.metric, {})[value.dataset] = \
                 {verdict, comparison.direction}
     return recorded
@@ -494,13 +489,14 @@ def _verdict_problems(text: str, stripped: str, rules: SectionRules) -> list[Pro
     for index, name in rules.run_names.items():
         for knob in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", name):
             knobs.setdefault(tuple(WORD.findall(knob.lower())), set()).add(index)
-    no_stderrs = not any(value.stderr for value in rules.results.values())
+    no_stderrs = not has_standard_errors(rules.results)
     problems = []
     for start, end, words in prose_sentences(stripped):
         sentence = prose_of(stripped[start:end])
         if no_stderrs and _STATS_CLAIM.search(sentence) and not _NEGATION.search(sentence):
             problems.append(Problem("contradiction", f"line {_line_of(text, start)}: no standard error was recorded "
-                                    "(one seed per run): claim no standard errors or significance", start, end))
+                                    "(no run has two seeds or more): claim no standard errors or significance",
+                                    start, end))
             continue
         words = [_METRIC_WORDS.get(word, word) for word in words]
         runs = set().union(*(indices for knob, indices in knobs.items() if has_phrase(words, knob)))

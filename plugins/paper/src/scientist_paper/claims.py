@@ -101,10 +101,12 @@ class Evidence:
     template_keys: frozenset[str] = frozenset()  # citation keys of the template's own references.bib
     idea_text: str = ""                       # the idea's title and plan, as generated before any run
     prompt_ngrams: frozenset[tuple[str, ...]] = frozenset()  # the instructions a model was given
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # the template's declared metrics (Template.metrics)
+    deterministic: bool = False                                # Template.deterministic: comparisons are exact
 
     @property
     def results(self) -> dict[str, ResultValue]:
-        return result_values(self.runs)
+        return result_values(self.runs, self.metrics, self.deterministic)
 
     @property
     def variants(self) -> list[Any]:
@@ -273,8 +275,7 @@ class _Checker:
                             run_names={run.index: run_label(run) for run in evidence.runs},
                             allowed_numbers=settings_numbers(evidence.runs, evidence.baseline),
                             facts=dict(evidence.facts), knob_directions=study.knob_directions(),
-                            knob_moves=study.knob_moves(), prompt_ngrams=evidence.prompt_ngrams,
-                            require_stderrs=True)
+                            knob_moves=study.knob_moves(), prompt_ngrams=evidence.prompt_ngrams)
 
     def bib_keys(self) -> set[str]:
         from scientist_literature.bibtex import parse_bibtex

@@ -111,4 +111,5 @@ def evidence_for(latex_dir: Path, template: Any = None, quick: bool = False) -> 
         else frozenset()
     return Evidence(runs=runs, facts=recorded_machine(run_dir, runs), baseline=baseline,
                     description=template.description, work_knobs=work, template_keys=keys,
-                    idea_text=_idea_text(run_dir, idea_dir.name), prompt_ngrams=instruction_ngrams())
+                    idea_text=_idea_text(run_dir, idea_dir.name), prompt_ngrams=instruction_ngrams(),
+                    metrics=template.metrics, deterministic=template.deterministic)

@@ -1,8 +1,9 @@
-"""The numbers and what code says of them: `result_values(runs)` turns the recorded results into `\\result{KEY}`
-values (`run1.circles.val_accuracy`, `run1.circles.val_accuracy.stderr`; `run0` is the baseline), formatted with the
-same decimals across the runs of one metric; `meta_tex` and `results_table_tex` put them in LaTeX;
-`compare_with_baseline`; and `Study`, which writes from the records alone the title, abstract, method, setup,
-results and conclusions of the structured style."""
+"""The numbers and what code says of them: `result_values(runs, metrics, deterministic)` turns the recorded results
+into `\\result{KEY}` values (`run1.circles.val_accuracy`, `run1.circles.val_accuracy.stderr`; `run0` is the
+baseline), formatted with the same decimals across the runs of one metric, each with the seeds behind it and its
+template's declaration; `meta_tex` and `results_table_tex` put them in LaTeX; `compare_with_baseline`, the one place
+that says whether a difference is clear; and `Study`, which writes from the records alone the title, abstract,
+method, setup, results and conclusions of the structured style."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scientist_core import better_direction, measures_time
+from scientist_core import Metric, resolve_metric
 from scientist_paper.latex import ABSTRACT_FILE, TABLE_LABEL, env_macros, latex_escape
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def sanitize_key(part: str) -> str:
 
 @dataclass(frozen=True)
 class ResultValue:
-    """One recorded number: `plain` is what a model is shown, `latex` what `\\result{key}` typesets."""
+    """One recorded number: `plain` is what a model is shown, `latex` what `\\result{key}` typesets; with what the
+    run and the template say of it (the seeds behind it, which way its metric improves, whether it is a timing)."""
 
     key: str
     value: float
@@ -38,7 +40,12 @@ class ResultValue:
     run: int
     dataset: str
     metric: str
-    stderr: bool = False
+    stderr: bool = False                  # the standard error of the mean `key` less ".stderr"
+    n: int | None = 1                     # seeds behind the mean; None: several, how many an older file did not say
+    better_direction: str | None = None   # "lower" or "higher" is better (Metric.direction); None: neither
+    timing: bool = False                  # it measures the machine, not the method (Metric.timing)
+    exact: bool = False                   # from a deterministic template: any difference shown is real
+    unit: str = ""
 
 
 def _decimals(values: Sequence[float]) -> int | None:
@@ -76,8 +83,11 @@ def _format(value: float, decimals: int | None) -> tuple[str, str]:
     return plain, latex
 
 
-def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
-    """Every recorded mean and standard error of `runs` by `\\result` key, the baseline (index 0) first."""
+def result_values(runs: Sequence["RunRecord"], metrics: Mapping[str, Metric] | None = None,
+                  deterministic: bool = False) -> dict[str, ResultValue]:
+    """Every recorded mean and standard error of `runs` by `\\result` key, the baseline (index 0) first.
+    `metrics` and `deterministic` are the template's (`Template.metrics`, `Template.deterministic`). A mean of one
+    seed has no standard error, whatever the template wrote for it (the templates used to write 0.0)."""
     ordered = sorted(runs, key=lambda run: run.index)
     groups: dict[tuple[str, str], list[float]] = {}
     for run in ordered:
@@ -85,6 +95,7 @@ def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
             for metric, value in result.means.items():
                 groups.setdefault((dataset, metric), []).append(float(value))
     decimals = {group: _decimals(values) for group, values in groups.items()}
+    declared = {metric: resolve_metric(metric, metrics) for metric in dict.fromkeys(m for _, m in groups)}
     values: dict[str, ResultValue] = {}
     for run in ordered:
         for dataset, result in run.results.datasets.items():
@@ -92,15 +103,22 @@ def result_values(runs: Sequence["RunRecord"]) -> dict[str, ResultValue]:
                 key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
                 places = decimals[(dataset, metric)]
                 plain, latex = _format(float(value), places)
-                values[key] = ResultValue(key, float(value), plain, latex, run.index, dataset, metric)
-                if metric in result.stderrs:
+                about = dict(n=result.seeds(metric), better_direction=declared[metric].direction,
+                             timing=declared[metric].timing, exact=deterministic, unit=declared[metric].unit)
+                values[key] = ResultValue(key, float(value), plain, latex, run.index, dataset, metric, **about)
+                if metric in result.stderrs and about["n"] != 1:
                     stderr = float(result.stderrs[metric])
                     plain, latex = _format(stderr, places)
                     if places is not None and stderr > 0 and float(plain) == 0:
                         plain, latex = _format(stderr, None if stderr < 1e-3 else -math.floor(math.log10(stderr)))
                     values[f"{key}.stderr"] = ResultValue(f"{key}.stderr", stderr, plain, latex, run.index,
-                                                          dataset, metric, stderr=True)
+                                                          dataset, metric, **{**about, "stderr": True})
     return values
+
+
+def has_standard_errors(results: Mapping[str, ResultValue]) -> bool:
+    """Whether any mean of `results` has a standard error (some run trained two seeds or more)."""
+    return any(value.stderr for value in results.values())
 
 
 def run_label(run: "RunRecord") -> str:
@@ -162,9 +180,17 @@ def _words_of(name: str) -> str:
     return latex_escape(name.replace("_", " "))
 
 
+def _column_tex(metric: str, results: Mapping[str, ResultValue]) -> str:
+    """A metric's column heading: its name as words, and its declared unit."""
+    unit = next((value.unit for value in results.values() if value.metric == metric and value.unit), "")
+    return _words_of(metric) + (f" ({latex_escape(unit)})" if unit else "")
+
+
 def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultValue]) -> str:
-    """`generated/results-table.tex`: one row per dataset and run (baseline first), one column per metric,
-    mean ± standard error where recorded; every number is a `\\result` of meta.tex."""
+    """`generated/results-table.tex`: one row per dataset and run (baseline first), one column per metric with
+    the mean, $\\pm$ its standard error where it has one, and a last column n with the seeds behind the row's means
+    (a plain integer; "--" where an older record did not say). Every other number is a `\\result` of meta.tex;
+    a mean of one seed never shows a standard error."""
     ordered = sorted(runs, key=lambda run: run.index)
     datasets = list(dict.fromkeys(d for run in ordered for d in run.results.datasets))
     metrics = list(dict.fromkeys(m for run in ordered for r in run.results.datasets.values() for m in r.means))
@@ -173,14 +199,16 @@ def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultV
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{Results of every run: the mean over seeds $\pm$ its standard error where one was recorded. "
-        r"The baseline is the unchanged experiment; every other run is named by what it changed.}",
+        r"\caption{Results of every run: each mean is over the n seeds of its row"
+        + (r", $\pm$ its standard error where n is at least 2" if has_standard_errors(results) else "")
+        + r"; a mean of one seed has no standard error. The baseline is the unchanged experiment; every other run "
+        r"is named by what it changed.}",
         f"\\label{{{TABLE_LABEL}}}",
         r"\small",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        f"\\begin{{tabular}}{{ll{'r' * len(metrics)}}}",
+        f"\\begin{{tabular}}{{ll{'r' * len(metrics)}r}}",
         r"\toprule",
-        "Dataset & Run & " + " & ".join(_words_of(m) for m in metrics) + r" \\",
+        "Dataset & Run & " + " & ".join(_column_tex(m, results) for m in metrics) + r" & n \\",
     ]
     for dataset in datasets:
         lines.append(r"\midrule")
@@ -190,80 +218,100 @@ def results_table_tex(runs: Sequence["RunRecord"], results: Mapping[str, ResultV
                 continue
             cells = [latex_escape(dataset) if first else "", latex_escape(run_label(run))]
             first = False
+            seeds: set[int | None] = set()
             for metric in metrics:
                 key = f"run{run.index}.{sanitize_key(dataset)}.{sanitize_key(metric)}"
                 if key not in results:
                     cells.append("--")
-                elif f"{key}.stderr" in results:
+                    continue
+                seeds.add(results[key].n)
+                if f"{key}.stderr" in results:
                     cells.append(f"\\result{{{key}}} $\\pm$ \\result{{{key}.stderr}}")
                 else:
                     cells.append(f"\\result{{{key}}}")
+            cells.append(str(seeds.pop()) if len(seeds) == 1 and None not in seeds else "--")
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
+# why a comparison is or is not clear (Comparison.basis)
+EXACT, STANDARD_ERRORS, ONE_SEED, NO_STANDARD_ERRORS = "exact", "standard errors", "one seed", "no standard errors"
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """A run's value against the baseline's, with the two standard errors when both runs recorded them."""
+    """A run's value against the baseline's. `clear`: the records can tell the difference from seed noise, which
+    takes two seeds or more on both sides and a gap beyond 2 combined standard errors, or a deterministic template
+    (any difference shown is exact); with one seed on either side nothing is clear, neither better nor worse."""
 
     direction: str          # "higher", "lower" or "same" (equal at the precision shown)
-    clear: bool | None      # more than 2 combined standard errors apart; None without standard errors
-    better: bool | None     # in the metric's good direction; None when the metric's name does not say
+    clear: bool             # a real difference, by `basis`
+    better: bool | None     # the direction is the metric's good one ("same": False); None: the metric has none
+    basis: str = STANDARD_ERRORS  # EXACT, STANDARD_ERRORS, ONE_SEED or NO_STANDARD_ERRORS
 
     @property
     def improvement(self) -> bool:
-        return self.better is True and self.clear is not False
+        """Clearly in the metric's good direction: what may be called better."""
+        return self.better is True and self.clear
 
     @property
     def worse(self) -> bool:
-        """Worse than the baseline, and not within 2 standard errors of it (a single seed's worse is worse)."""
-        return self.better is False and self.clear is not False and self.direction != "same"
+        """Clearly in the metric's bad direction: what may be called worse (a single seed's never is)."""
+        return self.better is False and self.clear and self.direction != "same"
 
     @property
     def proven(self) -> bool:
-        """An improvement by more than 2 combined standard errors: what a single seed can never show."""
-        return self.better is True and self.clear is True
+        """The same as `improvement` (kept for the code that asks for it by this name)."""
+        return self.improvement
+
+    def _words(self, baseline: str, two: str) -> str:
+        if self.direction == "same":
+            return f"the same as {baseline} at the precision shown"
+        quality = {True: " (better)", False: " (worse)", None: ""}[self.better] if self.clear else ""
+        text = f"{self.direction}{quality} than {baseline}"
+        if self.basis == EXACT:
+            return f"{text}, exactly (the experiment is deterministic)"
+        if self.basis == ONE_SEED:
+            return f"{text}, from a single seed: no clear difference"
+        if self.basis == NO_STANDARD_ERRORS:
+            return f"{text}, without a recorded standard error: no clear difference"
+        if self.clear:
+            return f"{text} by more than {two} standard errors"
+        return f"{text} but within {two} standard errors: no clear difference"
 
     def stated(self) -> str:
-        """This comparison in the words of code's own prose: "better" only when proven, a worse result plainly."""
-        if self.direction == "same":
-            return "the same as the baseline's at the precision shown"
-        if self.clear:
-            quality = {True: " (better)", False: " (worse)", None: ""}[self.better]
-            return f"{self.direction}{quality} than the baseline's by more than two standard errors"
-        if self.clear is False:
-            return f"{self.direction} than the baseline's but within two standard errors: no clear difference"
-        if self.better is False:
-            return f"{self.direction} (worse) than the baseline's, from a single seed"
-        return f"{self.direction} than the baseline's, from a single seed: no clear difference"
+        """This comparison in the words of code's own prose: better or worse only when clear."""
+        return self._words("the baseline's", "two")
 
     def describe(self) -> str:
-        if self.direction == "same":
-            return "the same as the baseline at this precision"
-        quality = {True: "better", False: "worse", None: ""}[self.better]
-        text = f"{self.direction}{f' ({quality})' if quality else ''} than the baseline"
-        if self.clear is False:
-            return f"{text} but within 2 standard errors: not a clear difference"
-        return f"{text} by more than 2 standard errors" if self.clear else text
+        """This comparison for a model's prompt."""
+        return self._words("the baseline", "2")
 
 
 def compare_with_baseline(value: ResultValue, results: Mapping[str, ResultValue]) -> Comparison | None:
-    """How `value` (a mean of a run other than the baseline) compares with the baseline's same metric."""
+    """How `value` (a mean of a run other than the baseline) compares with the baseline's same metric: the one
+    place that decides whether a difference is clear."""
     base = results.get(f"run0.{value.key.split('.', 1)[1]}")
     if value.run == 0 or value.stderr or base is None or not (math.isfinite(value.value) and
                                                               math.isfinite(base.value)):
         return None
-    if value.plain == base.plain:
-        return Comparison("same", False, False)
-    direction = "higher" if value.value > base.value else "lower"
-    good = better_direction(value.metric)
     se, se_base = results.get(f"{value.key}.stderr"), results.get(f"{base.key}.stderr")
-    clear = None
-    if se is not None and se_base is not None:
-        combined = math.sqrt(se.value ** 2 + se_base.value ** 2)
-        clear = not (combined > 0 and abs(value.value - base.value) < 2 * combined)
-    return Comparison(direction, clear, None if good is None else direction == good)
+    if value.exact and base.exact:
+        basis = EXACT
+    elif value.n == 1 or base.n == 1:
+        basis = ONE_SEED
+    else:
+        basis = STANDARD_ERRORS if se is not None and se_base is not None else NO_STANDARD_ERRORS
+    if value.plain == base.plain:
+        return Comparison("same", False, False, basis)
+    direction = "higher" if value.value > base.value else "lower"
+    better = None if value.better_direction is None else direction == value.better_direction
+    clear = basis == EXACT
+    if basis == STANDARD_ERRORS:
+        assert se is not None and se_base is not None
+        clear = abs(value.value - base.value) > 2 * math.sqrt(se.value ** 2 + se_base.value ** 2)
+    return Comparison(direction, clear, better, basis)
 
 
 def _is_number(value: Any) -> bool:
@@ -354,7 +402,7 @@ class Study:
         return {name: frozenset(ways) for name, ways in directions.items()}
 
     def _values(self) -> list[ResultValue]:
-        return [value for value in self.recorded.values() if not value.stderr and not measures_time(value.metric)]
+        return [value for value in self.recorded.values() if not value.stderr and not value.timing]
 
     @property
     def datasets(self) -> list[str]:
@@ -366,7 +414,18 @@ class Study:
 
     @property
     def has_stderrs(self) -> bool:
-        return any(value.stderr for value in self.recorded.values())
+        return has_standard_errors(self.recorded)
+
+    @property
+    def exact(self) -> bool:
+        """The template is deterministic: every difference shown is real."""
+        return any(value.exact for value in self._values())
+
+    @property
+    def single_seed(self) -> bool:
+        """Every compared mean is of one seed (and the template is not deterministic): no difference is clear."""
+        values = self._values()
+        return bool(values) and not self.exact and all(value.n == 1 for value in values)
 
     def comparisons(self, run: "RunRecord") -> list[tuple[ResultValue, Comparison]]:
         """Each recorded mean of `run` with its comparison to the baseline's (where the baseline has one)."""
@@ -399,14 +458,19 @@ class Study:
     def abstract(self) -> str:
         changes = "; ".join(f"{self._changes_tex(run)}" for run in self.variants) or "nothing"
         verdicts = [comparison for run in self.variants for _, comparison in self.comparisons(run)]
-        better = sum(c.proven for c in verdicts)
+        better = sum(c.improvement for c in verdicts)
         worse = sum(c.worse for c in verdicts)
-        seeds = "" if self.has_stderrs else "; every run used a single seed, without standard errors"
+        if self.single_seed:
+            verdict = (f"Every run used a single seed, so none of the {len(verdicts)} comparisons can tell a "
+                       "difference from seed noise: this study claims no difference from the baseline")
+        else:
+            how = "exactly, the experiment being deterministic" if self.exact else \
+                "by more than two standard errors"
+            verdict = (f"Of the {len(verdicts)} comparisons, {better} are better than the baseline {how}, {worse} "
+                       f"are worse, and {len(verdicts) - better - worse} show no clear difference")
         return (f"We take {latex_escape(self.subject)} and report {len(self.variants)} variant(s) of it, with "
                 f"{changes}. Each variant is compared with the unchanged baseline on {len(self.datasets)} "
-                f"dataset(s) by {_and([_words_of(m) for m in self.metrics] or ['nothing'])}. Of the {len(verdicts)} "
-                f"comparisons, {better} are better than the baseline by more than two standard errors, {worse} are "
-                f"worse, and {len(verdicts) - better - worse} show no clear difference{seeds}.\n")
+                f"dataset(s) by {_and([_words_of(m) for m in self.metrics] or ['nothing'])}. {verdict}.\n")
 
     def introduction(self) -> str:
         return (f"The starting point of this study is {latex_escape(self.subject)}; its baseline is that experiment "
@@ -435,22 +499,31 @@ class Study:
                 "\\begin{itemize}\n" + "\n".join(items) + "\n\\end{itemize}\n")
 
     def _seeds(self) -> str:
-        count = next((self.baseline[name] for name in ("num_seeds", "n_seeds", "seeds")
-                      if _is_number(self.baseline.get(name))), None)
-        errors = "the results are means with their standard errors" if self.has_stderrs else \
-            "no standard error was recorded"
-        if count is not None:
-            return f"Each run trains {count} seed(s) per dataset; {errors}."
-        seed = f" (seed {self.baseline['seed']})" if _is_number(self.baseline.get("seed")) else ""
-        return f"Each run trains {'several seeds' if self.has_stderrs else 'one model'} per dataset{seed}; {errors}."
+        """How many seeds the recorded means are over, and what that lets the comparisons say."""
+        counts = sorted({value.n for value in self._values() if value.n is not None})
+        unknown = any(value.n is None for value in self._values())
+        if self.exact:
+            return ("The experiment is deterministic: the same settings give the same numbers, so every difference "
+                    "shown is exact.")
+        if counts == [1] and not unknown:
+            return ("Each run trains one seed per dataset, so no result has a standard error and no difference "
+                    "between runs can be told from seed noise.")
+        if len(counts) == 1 and not unknown:
+            many = f"{counts[0]} seeds"
+        elif len(counts) > 1:
+            many = f"between {counts[0]} and {counts[-1]} seeds"
+        else:
+            many = "several seeds (how many was not recorded)"
+        return (f"Each run trains {many} per dataset; the results are means with their standard errors where a "
+                "mean is over two seeds or more.")
 
     def _settings_tex(self, names: Sequence[str]) -> str:
         return _and([f"\\texttt{{{latex_escape(n)}}}={_setting_tex(self.baseline[n])}" for n in names
                      if n in self.baseline])
 
     def setup(self) -> str:
-        directions = [f"{_words_of(m)} ({better_direction(m)} is better)" if better_direction(m) else _words_of(m)
-                      for m in self.metrics]
+        better = {value.metric: value.better_direction for value in self._values()}
+        directions = [f"{_words_of(m)} ({better[m]} is better)" if better[m] else _words_of(m) for m in self.metrics]
         lines = [f"The template's experiment is {latex_escape(self.description.rstrip('.'))}.",
                  f"Every run is evaluated on the {_and([latex_escape(d) for d in self.datasets] or ['no'])} "
                  f"dataset(s), by {_and(directions or ['nothing'])}.", self._seeds()]
@@ -479,7 +552,10 @@ class Study:
     def results(self, figure_labels: Sequence[str] = ()) -> str:
         shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""
         figures = f"; {shown} {'shows' if len(figure_labels) == 1 else 'show'} the runs as plotted" if shown else ""
-        clear = ("a difference counts as clear only when it exceeds two combined standard errors" if self.has_stderrs
+        clear = ("the experiment is deterministic, so every difference shown is exact" if self.exact else
+                 "every run used a single seed, so none of the differences below is a clear one" if self.single_seed
+                 else "a difference counts as clear only when both runs have two seeds or more and it exceeds two "
+                 "combined standard errors" if self.has_stderrs
                  else "no run recorded a standard error, so none of the differences below is a clear one")
         opening = (f"Table~\\ref{{{TABLE_LABEL}}} lists every recorded result{figures}. Here each variant is "
                    f"compared with the baseline, metric by metric; {clear}.")
@@ -500,7 +576,8 @@ class Study:
         return " ".join(sentences)
 
     def limitations(self) -> str:
-        seeds = "" if self.has_stderrs else ", each trained with a single seed"
+        seeds = ", each trained with a single seed" if self.single_seed else \
+            "" if self.has_stderrs or self.exact else ", without standard errors"
         quick = " in the template's shortened quick mode" if self.quick else ""
         return (f"The evidence is limited: {len(self.variants)} variant(s) of one experiment on "
                 f"{len(self.datasets)} dataset(s){seeds}{quick}; it says nothing about other models or data.\n")
@@ -511,12 +588,13 @@ class Study:
             found = self.comparisons(run)
             # each verdict cites the result it rests on (claims.py traces every comparative statement)
             better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
-                      for v, c in found if c.proven]
+                      for v, c in found if c.improvement]
             worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
                      for v, c in found if c.worse]
             parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
                 ([f"was worse in {_and(worse)}"] if worse else [])
-            verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline"
+            verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline" + \
+                (" (one seed per run cannot show one)" if self.single_seed else "")
             sentences.append(f"The \\emph{{{latex_escape(run_label(run))}}} variant {verdict}.")
         return " ".join(sentences or ["No variant was run."]) + "\n"
 

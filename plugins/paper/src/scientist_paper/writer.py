@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, create_model
 
 from scientist_core import (
     LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, PaperCheck, RunContext, RunRecord,
-    StructuredOutputError, Writer, WriteupResult, copy_out, describe_changes, facts_for_run, measures_time,
+    StructuredOutputError, Writer, WriteupResult, copy_out, describe_changes, facts_for_run,
 )
 from scientist_literature.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_paper.checks import (
@@ -282,7 +282,8 @@ class _Writer:
         self.texts: dict[str, str] = {}
         self.previous: dict[str, str] = {}
         self.title = idea.title
-        self.results: dict[str, ResultValue] = result_values(self.runs)
+        self.results: dict[str, ResultValue] = result_values(self.runs, ctx.template.metrics,
+                                                             ctx.template.deterministic)
         # each run's own machine (a resumed run keeps the one it ran on); the run's recorded facts for a record
         # that carries none
         default = facts_for_run(ctx) if any(not run.machine for run in self.runs) else {}
@@ -416,7 +417,7 @@ class _Writer:
                             prompt_ngrams=frozenset(self._said.difference(*map(word_ngrams, self._facts_told()))),
                             terms=record_terms(self._records()),
                             cited_terms={key: record_terms([description]) for key, _, description in self._citable()},
-                            require_stderrs=self.structured, states_results=name not in PIECES_WITHOUT_RESULTS)
+                            states_results=name not in PIECES_WITHOUT_RESULTS)
 
     def _records(self) -> list[str]:
         """What the template and the recorded runs say of the experiments: the words a title may use."""
@@ -464,17 +465,20 @@ class _Writer:
                 " Its code was changed." if run.code_changed else ""
             lines.append(f"- {label}: {what}.{changes}{code} Result keys start with run{run.index}.")
         lines += ["", "Recorded results. Write each only as \\result{KEY}; the values are shown so you can compare "
-                  "them (for losses, errors, divergences and times lower is better; for accuracies higher is better):"]
+                  "them (each metric says which way is better; n: the seeds behind a mean):"]
         groups: dict[tuple[str, str], list[ResultValue]] = {}
         for value in self.results.values():
-            if not value.stderr and not measures_time(value.metric):  # timings vary from run to run
+            if not value.stderr and not value.timing:  # timings vary from run to run
                 groups.setdefault((value.dataset, value.metric), []).append(value)
         names = {run.index: run_label(run) for run in self.runs}
         for (dataset, metric), values in groups.items():
-            lines.append(f"{dataset}, {metric}:")
+            better = f" ({values[0].better_direction} is better)" if values[0].better_direction else ""
+            lines.append(f"{dataset}, {metric}{better}:")
             for value in values:
                 se = self.results.get(f"{value.key}.stderr")
-                spread = f" (standard error \\result{{{se.key}}} = {se.plain})" if se else ""
+                about = ([f"n = {value.n}"] if value.n is not None else []) + \
+                    ([f"standard error \\result{{{se.key}}} = {se.plain}"] if se else [])
+                spread = f" ({', '.join(about)})" if about else ""
                 lines.append(f"  {names.get(value.run, value.run)}: \\result{{{value.key}}} = {value.plain}{spread}"
                              f"{self._comparison(value)}")
         lines += ["", "Placed by code (refer to them with \\ref):",
@@ -1024,7 +1028,8 @@ class _Writer:
         return Evidence(runs=self.runs, facts=self.facts, baseline=self.baseline,
                         description=self.ctx.template.description, work_knobs=work,
                         template_keys=frozenset(self.template_entries),
-                        prompt_ngrams=self.rules().prompt_ngrams | instruction_ngrams())
+                        prompt_ngrams=self.rules().prompt_ngrams | instruction_ngrams(),
+                        metrics=self.ctx.template.metrics, deterministic=self.ctx.template.deterministic)
 
     def check_claims(self) -> CheckReport:
         """The assembled paper, checked as a whole: its model-written sentences that fail go back to the model once

@@ -7,21 +7,23 @@ The exact command (the core runs it in the workspace, after writing the validate
 Without --knobs the defaults of `Knobs` below are used: the setting of the paper's 2-D diffusion template. For
 every dataset in `datasets` it trains an MLP denoiser (sinusoidal embeddings of the time step and of both
 coordinates, residual blocks) with the DDPM noise-prediction loss, keeps an exponential moving average (EMA)
-of its weights, samples from the EMA model and writes:
+of its weights, samples from the EMA model, once per seed (num_seeds replicates), and writes:
 
-    <out_dir>/final_info.json   {dataset: {"means": {metric: value}}}
-    <out_dir>/all_results.npz   "<dataset>.train_loss" (steps,) and "<dataset>.samples" (num_samples, 2),
-                                read by plot.py
+    <out_dir>/final_info.json   {dataset: {"means": {metric: value}, "stderrs": {metric: value}, "n": num_seeds}}
+    <out_dir>/all_results.npz   "<dataset>.train_loss" (steps,) and "<dataset>.samples" (num_samples, 2) of the
+                                first replicate, read by plot.py
 
-Metrics, per dataset:
+Metrics, per dataset, as the mean over the replicates and its standard error (sample std / sqrt(num_seeds); none
+for a single replicate):
     training_time    seconds spent in the training loop
     eval_loss        the denoising loss (MSE of the predicted noise) of the EMA model over the whole dataset
     inference_time   seconds to draw num_samples samples through all num_timesteps reverse steps
     kl_divergence    KL(data || samples) in bits, a k-nearest-neighbour estimate: lower is better
 
-Datasets train in parallel worker processes (num_workers), each on one CPU thread: for a model this small,
-torch's own thread pool costs more than it brings. Every random number comes from a generator seeded by
-(seed, dataset), so the same knobs give the same numbers, wall-clock times aside, whatever num_workers is.
+Datasets and replicates train in parallel worker processes (num_workers), each on one CPU thread: for a model
+this small, torch's own thread pool costs more than it brings. Every random number comes from a generator seeded
+by (seed + replicate, dataset), so the same knobs give the same numbers, wall-clock times aside, whatever
+num_workers is, and replicate r of seed 0 is the single run of seed r.
 The points of each dataset are drawn once with a fixed generator, as in the paper's template, so all runs
 share them. Imports: numpy, scipy, torch, pydantic and the standard library; the dino points are read from
 the CSV file the installed package data-morph-ai ships (nothing is downloaded).
@@ -52,10 +54,11 @@ DATASETS = ("circle", "dino", "line", "moons")
 Dataset = Literal["circle", "dino", "line", "moons"]
 
 
-# Knobs marked "fixed" are the measurement itself (the data, the KL estimator, the seed, and how the work is
-# spread over processes): ideas may not change them. "quick" is the value in quick mode: a fifth of the steps and
-# a fifth of the samples, 80 CPU-seconds (about 40 s on two idle cores), and a model that has learnt the coarse
-# shape of each dataset, so a bad idea still scores clearly worse than the baseline.
+# Knobs marked "fixed" are the measurement itself (the data, the KL estimator, the seeds, and how the work is
+# spread over processes): ideas may not change them. "quick" is the value in quick mode: two seeds (the fewest
+# with a standard error), each with a tenth of the steps and a fifth of the samples, 80 CPU-seconds (about 40 s on
+# two idle cores) in all, and models that have learnt the coarse shape of each dataset, so a bad idea still scores
+# clearly worse than the baseline.
 class Knobs(BaseModel):
     """Everything an idea may change without editing code. The defaults are the paper's baseline."""
 
@@ -67,7 +70,8 @@ class Knobs(BaseModel):
     dataset_size: int = Field(100_000, ge=1_000, description="points drawn from each dataset",
                               json_schema_extra={"fixed": True})
     # --- training
-    steps: int = Field(10_000, ge=1, description="optimizer steps per dataset", json_schema_extra={"quick": 2000})
+    steps: int = Field(10_000, ge=1, description="optimizer steps per dataset and seed",
+                       json_schema_extra={"quick": 1000})
     batch_size: int = Field(256, ge=1, description="points per step; each epoch visits every point once")
     learning_rate: float = Field(3e-4, gt=0.0, description="peak learning rate of AdamW")
     lr_schedule: Literal["cosine", "constant"] = Field(
@@ -99,11 +103,14 @@ class Knobs(BaseModel):
     kl_neighbours: int = Field(5, ge=1, description="k of the k-nearest-neighbour KL estimator",
                                json_schema_extra={"fixed": True})
     # --- running
-    seed: int = Field(0, ge=0, description="seeds initialisation, batch order, noise and sampling",
-                      json_schema_extra={"fixed": True})
-    num_workers: int = Field(0, ge=0, description="datasets trained at once, in worker processes with one thread "
-                                                  "each; 0: one per CPU core, 1: one after another in this process",
-                             json_schema_extra={"fixed": True})
+    num_seeds: int = Field(3, ge=1, le=10, description="replicates per dataset (initialisation, batches, noise, "
+                                                       "sampling); stderrs are taken over them",
+                           json_schema_extra={"fixed": True, "quick": 2})
+    seed: int = Field(0, ge=0, description="seeds initialisation, batch order, noise and sampling; replicate r uses "
+                                           "seed + r", json_schema_extra={"fixed": True})
+    num_workers: int = Field(0, ge=0, description="models (dataset and seed) trained at once, in worker processes "
+                                                  "with one thread each; 0: one per CPU core, 1: one after another "
+                                                  "in this process", json_schema_extra={"fixed": True})
 
     @model_validator(mode="after")
     def _enough_samples_for_the_kl(self) -> "Knobs":
@@ -259,11 +266,12 @@ def kl_divergence(real: np.ndarray, generated: np.ndarray, k: int) -> float:
 
 # -------------------------------------------------------------------------------------------------------- training
 
-def train_and_evaluate(knobs: Knobs, name: str) -> dict:
-    """Train one model on one dataset; its metrics, per-step training losses and samples."""
+def train_and_evaluate(knobs: Knobs, name: str, replicate: int = 0) -> dict:
+    """Train one model on one dataset with one seed; its metrics, per-step training losses and samples."""
     torch.set_num_threads(1)
     # seeded by the dataset's identity, not its position in the list, so dropping a dataset changes nothing else
-    torch.manual_seed(int(np.random.SeedSequence([knobs.seed, DATASETS.index(name)]).generate_state(1)[0]))
+    seed = np.random.SeedSequence([knobs.seed + replicate, DATASETS.index(name)]).generate_state(1)[0]
+    torch.manual_seed(int(seed))
     data = torch.from_numpy(make_dataset(name, knobs.dataset_size))
     schedule = NoiseSchedule(knobs)
     model = MLPDenoiser(knobs)
@@ -302,7 +310,7 @@ def train_and_evaluate(knobs: Knobs, name: str) -> dict:
             with torch.no_grad():
                 for ema_param, param in zip(ema_params, params):
                     ema_param.lerp_(param, 1.0 - decay)
-        if step % 2000 == 0:
+        if step % 500 == 0:
             print(f"{name}: step {step}/{knobs.steps}  loss {losses[step - 1]:.4f}", flush=True)
     training_time = time.perf_counter() - start
     if knobs.steps < knobs.ema_every:
@@ -348,24 +356,34 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     names = list(dict.fromkeys(knobs.datasets))
-    workers = min(knobs.num_workers or len(os.sched_getaffinity(0)), len(names))
+    jobs = [(name, replicate) for replicate in range(knobs.num_seeds) for name in names]
+    workers = min(knobs.num_workers or len(os.sched_getaffinity(0)), len(jobs))
     try:
         if workers == 1:
-            results = [train_and_evaluate(knobs, name) for name in names]
+            done = [train_and_evaluate(knobs, name, replicate) for name, replicate in jobs]
         else:
             # spawn, not fork: a fresh interpreter per worker shares no thread-pool state with this one
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                results = list(pool.map(train_and_evaluate, repeat(knobs), names))
+                done = list(pool.map(train_and_evaluate, repeat(knobs), *zip(*jobs)))
     except RunFailed as exc:
         raise SystemExit(str(exc)) from None
     except BrokenProcessPool:
         raise SystemExit("a worker process died without a word: out of memory? (see the sandbox's limits)") from None
 
-    final_info = {name: {"means": result["metrics"]} for name, result in zip(names, results)}
-    arrays = {}
-    for name, result in zip(names, results):
-        arrays[f"{name}.train_loss"] = result["train_loss"]
-        arrays[f"{name}.samples"] = result["samples"]
+    by_job = dict(zip(jobs, done))
+    final_info, arrays = {}, {}
+    for name in names:
+        runs = [by_job[name, replicate] for replicate in range(knobs.num_seeds)]
+        values = {key: np.array([run["metrics"][key] for run in runs]) for key in runs[0]["metrics"]}
+        final_info[name] = {
+            "means": {key: float(array.mean()) for key, array in values.items()},
+            # one replicate has no spread to measure: no standard error is written for it
+            "stderrs": {key: float(array.std(ddof=1) / math.sqrt(len(array)))
+                        for key, array in values.items() if len(array) > 1},
+            "n": len(runs),
+        }
+        arrays[f"{name}.train_loss"] = runs[0]["train_loss"]
+        arrays[f"{name}.samples"] = runs[0]["samples"]
     # allow_nan=False: a NaN would make the file invalid JSON for every reader; better to fail here, loudly
     (out_dir / "final_info.json").write_text(json.dumps(final_info, indent=2, allow_nan=False) + "\n")
     np.savez_compressed(out_dir / "all_results.npz", **arrays)

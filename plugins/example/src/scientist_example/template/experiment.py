@@ -7,12 +7,13 @@ The exact command (the core runs it in the workspace, after writing the validate
 Without --knobs the defaults of `Knobs` below are used. For every dataset in `datasets` it trains `num_seeds`
 models (replicates differ in initialisation and batch order, not in data) and writes:
 
-    <out_dir>/final_info.json   {dataset: {"means": {metric: value}, "stderrs": {metric: value}}}
+    <out_dir>/final_info.json   {dataset: {"means": {metric: value}, "stderrs": {metric: value}, "n": num_seeds}}
     <out_dir>/all_results.npz   "<dataset>.train_loss" (num_seeds, steps), "<dataset>.val_accuracy"
                                 (num_seeds, evals) and "eval_steps" (evals,), read by plot.py
 
 Metrics: train_loss and val_loss (cross-entropy on the whole split after training), val_accuracy, train_time_s.
-Stderrs are over the replicates. The same knobs give the same numbers, except train_time_s (wall-clock).
+Stderrs are over the replicates, written only with two or more (a single model has no standard error). The same
+knobs give the same numbers, except train_time_s (wall-clock).
 Only numpy, pydantic and the standard library are imported, so this file runs on its own.
 """
 
@@ -29,8 +30,8 @@ Dataset = Literal["spirals", "xor", "circles"]
 
 
 # Knobs marked "fixed" define the measurement (the data, the evaluation, the seeds): ideas may not change them.
-# "quick" is the value in quick mode: one seed and a third of the steps, still far above chance, so quick mode
-# can tell a bad idea from a good one.
+# "quick" is the value in quick mode: two seeds (the fewest with a standard error) and a third of the steps, still
+# far above chance, so quick mode can tell a bad idea from a good one.
 class Knobs(BaseModel):
     """Everything an idea may change without editing code."""
 
@@ -54,7 +55,7 @@ class Knobs(BaseModel):
     eval_every: int = Field(100, ge=1, description="steps between validation-accuracy measurements",
                             json_schema_extra={"fixed": True})
     num_seeds: int = Field(3, ge=1, description="replicates per dataset; stderrs are taken over them",
-                           json_schema_extra={"fixed": True, "quick": 1})
+                           json_schema_extra={"fixed": True, "quick": 2})
     seed: int = Field(0, ge=0, description="base seed of data, initialisation and batch order",
                       json_schema_extra={"fixed": True})
 
@@ -213,8 +214,9 @@ def main() -> None:
         metrics = {key: np.array([run["metrics"][key] for run in runs]) for key in runs[0]["metrics"]}
         final_info[name] = {
             "means": {key: float(values.mean()) for key, values in metrics.items()},
-            "stderrs": {key: float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-                        for key, values in metrics.items()},
+            "stderrs": {key: float(values.std(ddof=1) / np.sqrt(len(values)))
+                        for key, values in metrics.items() if len(values) > 1},
+            "n": knobs.num_seeds,
         }
         arrays[f"{name}.train_loss"] = np.stack([run["train_loss_curve"] for run in runs])
         arrays[f"{name}.val_accuracy"] = np.stack([run["val_accuracy_curve"] for run in runs])

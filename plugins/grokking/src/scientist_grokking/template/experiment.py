@@ -18,11 +18,12 @@ equations trains it, the other half is the validation set. For every task and ea
 trains a 2-layer post-norm Transformer with AdamW (learning-rate warm-up, strong weight decay) on random
 minibatches of the training half, measures the whole validation half every eval_every updates, and writes:
 
-    <out_dir>/final_info.json   {task: {"means": {metric: value}, "stderrs": {metric: value}}}
+    <out_dir>/final_info.json   {task: {"means": {metric: value}, "stderrs": {metric: value}, "n": num_seeds}}
     <out_dir>/all_results.npz   "<task>.step" (evals,) and "<task>.train_loss", ".train_acc", ".val_loss",
                                 ".val_acc" (num_seeds, evals): the curves plot.py draws
 
-Metrics, per task, as the mean over replicates and its standard error (sample std / sqrt(num_seeds)):
+Metrics, per task, as the mean over replicates and its standard error (sample std / sqrt(num_seeds); none for a
+single replicate):
     final_train_loss, final_train_acc   cross-entropy and accuracy on the whole training half, after training
     final_val_loss, final_val_acc       the same on the whole validation half
     step_val_acc_99                     the first update at which validation accuracy reached 0.99, checked
@@ -347,12 +348,14 @@ def train_one(knobs: Knobs, name: str, replicate: int) -> dict:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Means and standard errors (sample std / sqrt(n); 0 for one replicate) of the replicates' metrics."""
+    """Means, standard errors (sample std / sqrt(n); none for one replicate, which has no spread to measure)
+    and the number n of the replicates behind them."""
     values = {key: np.array([run["metrics"][key] for run in runs]) for key in runs[0]["metrics"]}
     return {
         "means": {key: float(array.mean()) for key, array in values.items()},
-        "stderrs": {key: float(array.std(ddof=1) / math.sqrt(len(array))) if len(array) > 1 else 0.0
-                    for key, array in values.items()},
+        "stderrs": {key: float(array.std(ddof=1) / math.sqrt(len(array)))
+                    for key, array in values.items() if len(array) > 1},
+        "n": len(runs),
     }
 
 

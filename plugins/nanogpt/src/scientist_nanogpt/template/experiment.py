@@ -15,13 +15,14 @@ Without --knobs the defaults of `Knobs` are used: the paper's nanoGPT template (
 x 1 seed). For every dataset and seed it trains a model from scratch, evaluates it every eval_interval
 iterations on fixed batches of the train and validation splits, generates text to time inference, and writes:
 
-    <out_dir>/final_info.json   {dataset: {"means": {metric: value}, "stderrs": {metric: value}}} over the seeds
+    <out_dir>/final_info.json   {dataset: {"means": {metric: value}, "stderrs": {metric: value}, "n": seeds}};
+                                stderrs over the seeds, only with two or more
     <out_dir>/all_results.npz   per dataset: "<dataset>.eval_iters" (evaluations,), "<dataset>.train_loss" and
                                 "<dataset>.val_loss" (seeds, evaluations), "<dataset>.step_loss" (seeds,
                                 iterations), "<dataset>.best_val_loss" (seeds,); read by plot.py
     <out_dir>/samples.txt       the generated text
 
-Metrics, per dataset (mean and standard error over the seeds):
+Metrics, per dataset (mean, and standard error where there are two seeds or more):
     final_train_loss                  loss on the train split at the last evaluation (nats per character/byte)
     best_val_loss                     lowest loss on the validation split over the evaluations: the main metric
     total_train_time                  seconds in the training loop, evaluations included
@@ -509,7 +510,8 @@ def main(argv: list[str] | None = None, on_trained: Callable | None = None) -> N
             means, stderrs = {}, {}
             for metric in runs[0]["metrics"]:
                 means[metric], stderrs[metric] = mean_and_stderr([run["metrics"][metric] for run in runs])
-            final_info[name] = {"means": means, "stderrs": stderrs}
+            # one seed has no standard error: none is written, and n says how many seeds the means are over
+            final_info[name] = {"means": means, "stderrs": stderrs if len(runs) > 1 else {}, "n": len(runs)}
             arrays[f"{name}.eval_iters"] = runs[0]["eval_iters"]
             for key in ("train_loss", "val_loss", "step_loss"):
                 arrays[f"{name}.{key}"] = np.stack([run[key] for run in runs])
