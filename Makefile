@@ -18,7 +18,7 @@ LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON $(LLAMA_NO_AMX)
 PLUGINS := plugins/sandbox plugins/literature plugins/paper plugins/reviewer plugins/example plugins/diffusion \
 	plugins/grokking plugins/nanogpt plugins/llm_backends/litellm plugins/llm_backends/openai \
 	plugins/llm_backends/anthropic plugins/llm_backends/ollama plugins/llm_backends/local plugins/coders/aider \
-	plugins/review_bench
+	plugins/review_bench plugins/llm_backends/script
 # The main job: the diffusion template with the local model, sized for a 2-core CPU (see the file).
 RUN_CONFIG ?= configs/offline-cpu.toml
 

@@ -28,7 +28,7 @@ from scientist_core.searcher import (LiteratureError, Searcher, SearchRateLimite
                                      search_with_fallback)
 from scientist_core.template import LATEX_SKELETON, Template
 from scientist_core.untrusted import UntrustedOutput, copy_out, read_bytes, write_atomic, write_into
-from scientist_core.writer import Writer, WriteupResult
+from scientist_core.writer import PaperCheck, Writer, WriteupResult
 
 # name -> the module it lives in, imported when the name is first used
 _ON_FIRST_USE = {
@@ -37,7 +37,8 @@ _ON_FIRST_USE = {
                      "TransientLLMError", "UnpricedModel", "estimate_tokens", "parse_retry_after", "redact"),
                     "scientist_core.chat"),
     **dict.fromkeys(("open_chat", "resolve_model"), "scientist_core.model_choice"),
-    **dict.fromkeys(("Figure", "RunContext", "RunRecord", "new_run_id"), "scientist_core.pipeline.context"),
+    **dict.fromkeys(("Figure", "RunContext", "RunRecord", "checkpoint_file", "new_run_id"),
+                    "scientist_core.pipeline.context"),
     "facts_for_run": "scientist_core.pipeline.machine",
     "describe_changes": "scientist_core.pipeline.plans",
     "get_host": "scientist_core.plugins",
@@ -50,10 +51,10 @@ _ON_FIRST_USE = {
 __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
-    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "Metric", "ModelInfo", "Paper", "PathError", "PluginError",
-    "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError", "SearchRateLimited",
-    "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput", "Usage",
-    "WriteupResult", "Writer", "better_direction", "copy_out", "first_problem", "hookimpl", "measures_time",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "Metric", "ModelInfo", "Paper", "PaperCheck", "PathError",
+    "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
+    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput",
+    "Usage", "WriteupResult", "Writer", "better_direction", "copy_out", "first_problem", "hookimpl", "measures_time",
     "read_bytes", "resolve_metric", "search_with_fallback", "write_atomic", "write_into",
     *sorted(_ON_FIRST_USE),
 ]

@@ -238,9 +238,10 @@ def _print_summary(summary) -> None:
     """The run's ideas as a table on a terminal; as `key: value` lines elsewhere (logs, CI), where a table
     would wrap each problem into a column a few characters wide. Exits with NO_PAPER_EXIT without a paper."""
     title = f"Run {summary.run_id} ({summary.seconds / 60:.1f} min, ${summary.cost_usd:.4f})"
-    columns = ["idea", "novel", "runs", "paper", "overall", "decision", "cost $", "problem"]
-    rows = [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "", i.overall or "",
-             i.decision or "", f"{i.cost_usd:.4f}", i.problem] for i in summary.ideas]
+    columns = ["idea", "novel", "runs", "paper", "check", "overall", "decision", "cost $", "problem"]
+    rows = [[i.name, {True: "yes", False: "no", None: "-"}[i.novel], i.runs_done, i.paper or "",
+             i.check.removeprefix("check: "), i.overall or "", i.decision or "", f"{i.cost_usd:.4f}", i.problem]
+            for i in summary.ideas]
     if sys.stdout.isatty():
         _table(title, columns, rows)
     else:
@@ -284,7 +285,7 @@ def run(template: str = typer.Argument(..., help="Template name, see `scientist 
         out: Optional[Path] = OutOption, allow_unisolated_code: bool = UnisolatedOption) -> None:
     """Ideas, novelty, experiments in the sandbox, plots, a LaTeX paper and its review, for one template.
 
-    Defaults come from the [run] section of scientist.toml (see `scientist config show`); flags override them.
+    Defaults come from the \\[run] section of scientist.toml (see `scientist config show`); flags override them.
     """
     from pydantic import ValidationError
 
@@ -335,10 +336,11 @@ def resume(run_id: str = typer.Argument(..., help="The run to continue (see `sci
 
 
 def _add_builtin_subcommands() -> None:
-    from scientist_core.commands import coder, llm
+    from scientist_core.commands import coder, llm, template
 
     app.add_typer(llm.app, name="llm")
     app.add_typer(coder.app, name="coder")
+    app.add_typer(template.app, name="template")
 
 
 _add_builtin_subcommands()

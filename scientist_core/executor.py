@@ -103,6 +103,12 @@ class ExecutionResult(BaseModel):
     stdout_tail: str = Field(description="Last characters of stdout.")
     stderr_tail: str = Field(description="Last characters of stderr.")
     isolation: dict[str, bool] = Field(description="Which isolations were in force for this run.")
+    gpus_visible: str | None = Field(
+        None,
+        description="CUDA_VISIBLE_DEVICES as the run's environment had it: '' or '-1' when the run could use no GPU, "
+                    "the GPUs' indices or UUIDs when it could use those; None when it was not set, so the run could "
+                    "use every GPU of the machine (the paper names a run's GPUs from it).",
+    )
     notes: list[str] = Field(default_factory=list, description="What degraded, and other remarks of the sandbox.")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 
 class Readiness(BaseModel):
@@ -123,8 +123,11 @@ class Idea(BaseModel):
 class DatasetResult(BaseModel):
     """One dataset's results: each metric's mean over `n` seeds and, with n >= 2, its standard error."""
 
-    means: dict[str, float]
-    stderrs: dict[str, float] = Field(default_factory=dict)
+    # another key (the original AI Scientist's final_info_dict) means a results shape this is not
+    model_config = ConfigDict(extra="forbid")
+
+    means: dict[str, FiniteFloat] = Field(min_length=1)
+    stderrs: dict[str, FiniteFloat] = Field(default_factory=dict)
     n: int | None = Field(None, ge=1, description="the seeds (replicates) behind each mean; None in files written "
                                                   "before it was recorded")
 
@@ -137,9 +140,10 @@ class DatasetResult(BaseModel):
 
 
 class FinalInfo(BaseModel):
-    """The results contract of a run folder: v1's `final_info.json`, {dataset: {means, stderrs, n}}."""
+    """The results contract of a run folder: `final_info.json`, {dataset: {means, stderrs, n}}, finite numbers
+    only, at least one dataset with at least one metric."""
 
-    datasets: dict[str, DatasetResult]
+    datasets: dict[str, DatasetResult] = Field(min_length=1)
 
     @classmethod
     def from_json_obj(cls, obj: dict) -> "FinalInfo":

@@ -166,6 +166,11 @@ class PluginHost:
         if not matches:
             installed = ", ".join(self.names(kind)) or "none"
             broken = f"; {len(self.failures)} plugin(s) failed to load" if self.failures else ""
+            if _selected_names() is not None:  # the user's selection, not the installation, may be what hides it
+                raise PluginError(f"no {kind} named {name!r} is loaded: {LOAD_PLUGINS_ENV}="
+                                  f"{os.environ[LOAD_PLUGINS_ENV]!r} selects the plugins that load (loaded: "
+                                  f"{installed}{broken})", f"add its plugin to {LOAD_PLUGINS_ENV}, or unset it "
+                                  "to load every installed plugin")
             raise PluginError(f"no {kind} named {name!r} is installed (installed: {installed}{broken})",
                               "install the plugin that provides it; `scientist plugins` lists what is loaded")
         if len(matches) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -38,9 +39,11 @@ class Reviewer(Component):
     chosen_by_default: ClassVar[str | None] = "llm"
     chosen_for: ClassVar[str] = "what reviews the paper"
 
-    def review(self, paper_text: str, chat: "Chat") -> ReviewResult:
+    def review(self, paper_text: str, chat: "Chat", problems: Sequence[str] = ()) -> ReviewResult:
         raise NotImplementedError
 
-    def review_file(self, path: Path, chat: "Chat") -> ReviewResult:
-        """Review the paper at `path` (the PDF `scientist run` made): how to read it is the reviewer's choice."""
+    def review_file(self, path: Path, chat: "Chat", problems: Sequence[str] = ()) -> ReviewResult:
+        """Review the paper at `path` (the PDF `scientist run` made): how to read it is the reviewer's choice.
+        `problems`: what the paper's check against the experiment records found (`scientist check`), one line
+        each, for the reviewer to weigh."""
         raise NotImplementedError

@@ -386,6 +386,13 @@ class Store:
     def llm_calls(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM llm_calls WHERE run_id = ? ORDER BY id", (run_id,))
 
+    def models_by_stage(self, run_id: str) -> list[dict[str, Any]]:
+        """The models that answered the run's calls (no error), each with its stage, in the order first used: what
+        a paper's disclosure names."""
+        return self._rows(
+            "SELECT stage, model FROM llm_calls WHERE run_id = ? AND error IS NULL GROUP BY stage, model"
+            " ORDER BY MIN(id)", (run_id,))
+
     def usage_by_stage(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows(
             "SELECT stage, COUNT(*) AS calls, SUM(tokens_in) AS tokens_in, SUM(tokens_out) AS tokens_out,"

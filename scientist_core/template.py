@@ -6,13 +6,14 @@ Every template's paper starts from the one skeleton in `latex_skeleton/` beside 
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
-import importlib.util
 import json
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -66,7 +67,8 @@ class Template(Component):
 
     def knobs_model(self) -> type[BaseModel]:
         """The pydantic model of the experiment's knobs: by default the class `knobs_class` of the experiment
-        file, loaded by path so the file stays standalone in a workspace, on first use (it may import torch)."""
+        file, loaded by path so the file stays standalone in a workspace, on first use (it may import torch),
+        executing only its definitions (`load_experiment_module`): nothing the file runs at module level."""
         return _load_knobs(self.files_dir() / self.experiment_file, self.knobs_class)
 
     @property
@@ -147,15 +149,40 @@ class Template(Component):
             raise PluginError(f"template {self.name!r}: {path} is not valid JSON ({exc})", "fix the file") from None
 
 
+def load_experiment_module(path: Path, module_name: str, only_definitions: bool = False) -> ModuleType:
+    """The experiment file at `path` as module `module_name` (registered in sys.modules: pydantic resolves a
+    model's annotations through its module). `only_definitions` executes only its imports, classes, functions
+    and assignments that call nothing: what the Knobs need, without what runs at module level (an original AI
+    Scientist script parses its arguments there, which would exit the `scientist` process)."""
+    tree = ast.parse(path.read_text(), str(path))
+    if only_definitions:
+        tree.body = [node for node in tree.body if _is_definition(node)]
+    module = ModuleType(module_name)
+    module.__file__ = str(path)
+    sys.modules[module_name] = module
+    exec(compile(tree, str(path), "exec"), module.__dict__)
+    return module
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import | ast.ImportFrom | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return True
+    if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+        return not any(isinstance(inner, ast.Call) for inner in ast.walk(node.value))
+    return False
+
+
 @functools.cache
 def _load_knobs(path: Path, class_name: str) -> type[BaseModel]:
-    module_name = f"scientist_template_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None or not path.is_file():
+    if not path.is_file():
         raise PluginError(f"the template's experiment file {path} is missing", "reinstall the template")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # pydantic resolves the model's annotations through its module
-    spec.loader.exec_module(module)
+    module_name = f"scientist_template_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    try:
+        module = load_experiment_module(path, module_name, only_definitions=True)
+    except (Exception, SystemExit) as exc:  # one broken template must not stop a command that lists them all
+        raise PluginError(f"the knobs of {path} cannot be read: {type(exc).__name__}: {exc}",
+                          "keep the experiment file's imports and its Knobs class importable on their own "
+                          "(docs/writing-a-template.md)") from None
     knobs = getattr(module, class_name, None)
     if not (isinstance(knobs, type) and issubclass(knobs, BaseModel)):
         raise PluginError(f"{path} defines no pydantic model {class_name}",

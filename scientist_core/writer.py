@@ -22,6 +22,22 @@ class WriteupResult(BaseModel):
     citations: int = Field(0, description="references in the paper's bibliography")
     fix_rounds_used: int = Field(0, description="compile-and-fix rounds that went back to the model")
     problems: list[str] = Field(default_factory=list, description="what the reader of the paper should know")
+    idea_not_implemented: str = Field("", description="why the runs did not implement the change the idea proposed "
+                                                      "(the paper then says so and describes only what was run); "
+                                                      "empty when they did")
+
+
+class PaperCheck(BaseModel):
+    """What a writer's check of a finished paper found (`scientist check`): each item traced or not."""
+
+    items: int = Field(0, description="numbers, claims, citations, figures and machine statements checked")
+    problems: list[str] = Field(default_factory=list, description="one line per item the records do not bear")
+    report: dict[str, Any] = Field(default_factory=dict, description="the whole report, as `check --json` gives it")
+
+    @property
+    def summary(self) -> str:
+        """The run summary's words: "check: clean" or "check: N problems"."""
+        return f"check: {len(self.problems)} problems" if self.problems else "check: clean"
 
 
 class Writer(Component):
@@ -41,6 +57,11 @@ class Writer(Component):
         """What is wrong with a template's paper skeleton (its prepared `latex/` folder) that shows without
         compiling it, e.g. a citation its bibliography does not hold; template contract tests ask it."""
         return []
+
+    def check_paper(self, ctx: Any, latex_dir: Path) -> PaperCheck | None:
+        """Trace every item of the paper written in `latex_dir` to the run's records (`ctx`: its RunContext);
+        None for a writer that cannot check its papers."""
+        return None
 
     def write(self, ctx: Any, idea: "Idea", workspace: Path, runs: list, figures: list,
               feedback: str | None = None) -> WriteupResult:

@@ -2,16 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from scientist_core.testing import SCRIPTED_SETTINGS_TOML
+
 # settings of the scripted full runs (tests/pipeline_script.py): the fake model, the offline literature index
-PIPELINE_SETTINGS = """
-model = "fake/scripted"
-searchers_order = ["offline"]
-[searchers.offline]
-sources = ["nips*"]
-[reviewers.llm]
-ensemble = 2
-reflections = 2
-"""
+PIPELINE_SETTINGS = f'model = "fake/scripted"\n{SCRIPTED_SETTINGS_TOML}'
 
 
 @pytest.fixture(autouse=True)

@@ -38,7 +38,8 @@ def test_help_lists_commands():
 def test_error_is_one_line_and_debug_shows_traceback():
     result = run_cli("baseline", "nonesuch", env={"SCIENTIST_LOAD_PLUGINS": "scientist-example"})
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: no template named 'nonesuch' is installed (installed: example);")
+    assert result.stderr.startswith("Error: no template named 'nonesuch' is loaded: SCIENTIST_LOAD_PLUGINS="
+                                    "'scientist-example' selects the plugins that load (loaded: example);")
     assert result.stderr.count("\n") == 1
     debug = run_cli("baseline", "nonesuch", env={"SCIENTIST_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "PluginError" in debug.stderr

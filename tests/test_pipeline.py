@@ -13,7 +13,7 @@ from scientist_core.pipeline.context import RunOptions
 from scientist_core.pipeline.run import resume_run, start_run
 from scientist_core.settings import load_settings
 from scientist_paper.results import result_values
-from tests.pipeline_script import recorded_runs, script_full_run
+from tests.pipeline_script import GOOD_REVIEW, recorded_runs, script_full_run
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")
 
@@ -108,29 +108,6 @@ def test_crash_then_resume_redoes_no_finished_experiment(configured, plugin_host
     assert store.run(run["id"])["status"] == "done"
 
 
-def test_full_run_on_the_diffusion_template(configured, plugin_host, fake_llm):
-    """The main job's template in quick mode: real DDPM training in the sandbox, its plots, its paper."""
-    script_full_run(fake_llm, ideas=("wider_denoiser",), metric="circle.kl_divergence")
-    statuses: list[str] = []
-    summary = start_run(load_settings(), plugin_host, options(template="diffusion", num_ideas=1),
-                        report=lambda line: None, status=statuses.append)
-    # the live status followed each run's training output, and was cleared when the run ended
-    assert any(line.startswith("experiments: wider_denoiser: run_1: ") and ": step " in line for line in statuses)
-    assert statuses[-1] == ""
-    (item,) = summary.ideas
-    assert item.problem == "" and item.runs_done == 2 and item.overall == 5
-    workspace = summary.run_dir / "wider_denoiser"
-    values = result_values(recorded_runs(summary.run_dir, "wider_denoiser"))
-    import pymupdf
-
-    with pymupdf.open(item.paper) as pdf:
-        assert pdf.page_count >= 2
-        text = " ".join(page.get_text() for page in pdf)
-    for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
-        assert values[key].plain in text, key
-    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in (workspace / "figures").glob("*.png")}
-
-
 MALFORMED = ["this is not JSON at all", '{"wrong": "fields", "Overall": "ten"}', "", "{" + "x" * 200_000]
 
 
@@ -191,5 +168,5 @@ def test_improve_revises_the_paper_from_its_review_and_reviews_it_again(configur
     assert (workspace / "review.json").is_file() and (workspace / "review_improved.json").is_file()
     revision_prompts = [call for call in fake_llm.history if call.schema is not None
                         and call.schema.__name__ == "SectionText"
-                        and "Only toy data." in call.messages[-1].content]
+                        and GOOD_REVIEW["Weaknesses"][0] in call.messages[-1].content]
     assert revision_prompts, "the review's weaknesses never reached the write-up"

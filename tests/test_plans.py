@@ -277,11 +277,15 @@ def test_a_template_without_latex_gets_the_core_skeleton_and_must_hold_what_it_c
     assert sorted(path.name for path in skeleton.iterdir()) == ["scientistconf.sty", "template.tex"]
     assert (skeleton / "template.tex").read_bytes() == (LATEX_SKELETON / "template.tex").read_bytes()
     allowed = {"numpy", "pydantic", "matplotlib"}
-    assert template_contract_problems(template, allowed, tmp_path / "work") == [
+    assert template_contract_problems(template, allowed, tmp_path / "work") == []  # it cites nothing itself
+    (files / "latex").mkdir()  # a latex/ of its own holds only what it adds: here a citation it cannot hold
+    (files / "latex" / "template.tex").write_text(
+        (LATEX_SKELETON / "template.tex").read_text().replace(r"\begin{abstract}", r"\citep{lu2024aiscientist}"
+                                                              "\n\\begin{abstract}"))
+    assert template_contract_problems(template, allowed, tmp_path / "work2") == [
         "latex/template.tex cites lu2024aiscientist, which latex/references.bib does not hold"]
-    (files / "latex").mkdir()  # a latex/ of its own holds only what it adds: here the reference the skeleton cites
     (files / "latex" / "references.bib").write_text("@article{lu2024aiscientist, title={The AI Scientist}}\n")
-    assert template_contract_problems(template, allowed, tmp_path / "work2") == []
+    assert template_contract_problems(template, allowed, tmp_path / "work3") == []
     assert (template.write_latex(tmp_path / "paper") / "references.bib").is_file()
 
 

@@ -71,8 +71,13 @@ class RunRecord(BaseModel):
     description: str
     knob_changes: dict[str, Any] = Field(default_factory=dict)
     code_changed: bool = False
+    code_diff: str = Field("", description="how the code it ran differs from the template's, in one line by code "
+                                           "(plans.summarize_code_diff); empty when it ran the template's code")
     results: FinalInfo
     notes: str = ""
+    machine: dict[str, str] = Field(default_factory=dict, description="the machine it ran on, with the GPUs it could "
+                                                                      "use (machine.run_machine); empty in records "
+                                                                      "made before runs carried their machine")
 
 
 class Figure(BaseModel):

@@ -9,6 +9,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ValidationError
 
+from scientist_core.errors import first_problem
 from scientist_core.executor import ExecutionResult, Executor, Limits
 from scientist_core.models import FinalInfo
 from scientist_core.settings import SandboxSettings, Settings
@@ -54,6 +55,17 @@ def run_limits(template: Template, quick: bool, settings: Settings) -> Limits:
 
 RESULTS_FILE = "final_info.json"
 RESULTS_MAX_BYTES = 8 * 2**20  # far above any template's results; what a run writes past it is not read
+
+
+RESULTS_SHAPE = "{dataset: {means: {metric: finite number}, stderrs: {...}}}"
+
+
+def results_problem(exc: ValueError) -> str:
+    """What is wrong with a results file, in one line (pydantic's first problem, or the JSON error)."""
+    if isinstance(exc, ValidationError):
+        where, what = first_problem(exc)
+        return f"{where.removeprefix('datasets').lstrip('.') or 'the file'}: {what}"
+    return str(exc).splitlines()[0]
 
 
 def read_results(sandbox: Path, run_name: str) -> FinalInfo:
@@ -160,7 +172,7 @@ def execute_run(template: Template, sandbox: Path, run_name: str, knobs: BaseMod
         except UntrustedOutput as exc:
             outcome.problem = exc.message
         except (ValueError, ValidationError) as exc:
-            outcome.problem = f"{run_name}/{RESULTS_FILE} is not {{dataset: {{means: ...}}}}: {exc}"
+            outcome.problem = f"{run_name}/{RESULTS_FILE} is not {RESULTS_SHAPE}: {results_problem(exc)}"
     store.finish_experiment(
         experiment_id,
         "done" if outcome.ok else "failed",

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ValidationError
 from scientist_core.errors import ExperimentError
 from scientist_core.pipeline.context import LOGS_DIR, NOTES_FILE, SANDBOX_DIR, RunRecord
 from scientist_core.pipeline.execution import RESULTS_FILE, execute_run, run_limits
-from scientist_core.pipeline.plans import baseline_values, describe_changes, plan_models, refusing, wants_code_change
+from scientist_core.pipeline.machine import machine_facts, record_machine_facts, run_machine
+from scientist_core.pipeline.plans import (baseline_values, describe_changes, plan_models, refusing, summarize_code_diff,
+                                           wants_code_change)
 from scientist_core.template import Template
 from scientist_core.untrusted import append_atomic, copy_tree_out, make_folder_in, write_atomic, write_into
 
@@ -48,10 +50,18 @@ def editable_files(template: Template) -> list[str]:
     return [name for name in (template.experiment_file, template.plot_file) if (template.files_dir() / name).is_file()]
 
 
-def _cache_key(template: Template, knobs: BaseModel, quick: bool) -> str:
+def baseline_cache_key(template: Template, knobs: BaseModel, quick: bool, machine: dict[str, str]) -> str:
+    """The cached baseline's folder name: a hash of what its results and timings depend on. The template (name,
+    version, experiment file), the knobs and the mode, and the machine (`machine`, machine_facts(): CPU, cores,
+    memory, every GPU, OS, and the Python, NumPy and PyTorch versions), so a baseline cached on another machine or
+    with other library versions is run again here, never reused as this machine's."""
     code = (template.files_dir() / template.experiment_file).read_bytes()
-    blob = json.dumps([template.name, template.version, knobs.model_dump(mode="json"), quick]).encode() + code
+    blob = json.dumps([template.name, template.version, knobs.model_dump(mode="json"), quick,
+                       sorted(machine.items())]).encode() + code
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+CACHED_MACHINE = "machine.json"  # in a cached baseline's folder: the machine facts of the run that made it
 
 
 def baseline_record(ctx: "RunContext", folder: Path) -> RunRecord:
@@ -63,13 +73,17 @@ def baseline_record(ctx: "RunContext", folder: Path) -> RunRecord:
 def _baseline(ctx: "RunContext", folder: Path) -> RunRecord:
     template, quick = ctx.template, ctx.options.quick
     knobs = template.knobs(quick=quick)
-    cache = Path(ctx.settings.data_dir) / "baselines" / template.name / _cache_key(template, knobs, quick)
+    here = machine_facts()
+    cache = Path(ctx.settings.data_dir) / "baselines" / template.name / baseline_cache_key(template, knobs, quick,
+                                                                                          here)
     sandbox = folder / SANDBOX_DIR
     results = _cached_results(cache)
     if results is not None:
+        machine = _cached_machine(cache) or here
         make_folder_in(sandbox, "run_0")
         for path in sorted(p for p in cache.rglob("*") if p.is_file() and not p.is_symlink()):
-            write_into(sandbox, f"run_0/{path.relative_to(cache).as_posix()}", path.read_bytes())
+            if path != cache / CACHED_MACHINE:
+                write_into(sandbox, f"run_0/{path.relative_to(cache).as_posix()}", path.read_bytes())
         experiment = ctx.store.start_experiment(ctx.run_id, folder.name, 0, knobs.model_dump(mode="json"),
                                                 sandbox / "run_0")
         ctx.store.finish_experiment(experiment, "done", results.model_dump()["datasets"], {"cached_from": str(cache)},
@@ -84,13 +98,24 @@ def _baseline(ctx: "RunContext", folder: Path) -> RunRecord:
             raise ExperimentError(f"the baseline of {template.name!r} failed: {outcome.problem}",
                                   f"check it alone with `scientist baseline {template.name}`; log: "
                                   f"{outcome.execution.stderr_path}")
-        results = outcome.results
+        results, machine = outcome.results, run_machine(outcome.execution)
         left_out = copy_tree_out(sandbox, "run_0", cache, limit=limits.disk_mb * 2**20)
+        write_atomic(cache / CACHED_MACHINE, json.dumps(machine, indent=1))
         if left_out:
             ctx.report(f"experiments: {folder.name}: the baseline cache left out what is not a plain file: "
                        f"{', '.join(left_out[:5])}")
         ctx.report(f"experiments: {folder.name}: baseline done in {outcome.execution.wall_s:.0f} s")
-    return RunRecord(index=0, name="run_0", description="baseline: the template unchanged", results=results)
+    return RunRecord(index=0, name="run_0", description="baseline: the template unchanged", results=results,
+                     machine=machine)
+
+
+def _cached_machine(cache: Path) -> dict[str, str]:
+    """The machine facts of the run that made a cached baseline (with the GPUs it could use); {} when unreadable."""
+    try:
+        facts = json.loads((cache / CACHED_MACHINE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in facts.items()} if isinstance(facts, dict) else {}
 
 
 def _cached_results(cache: Path) -> "FinalInfo | None":
@@ -159,7 +184,6 @@ def run_experiments(ctx: "RunContext", idea: "Idea") -> list[RunRecord]:
     """Plan up to max_runs runs for `idea` and execute each in the sandbox; a failing run goes back to the
     model with its stderr tail for up to max_tries attempts. The plan and each run are checkpoints."""
     from scientist_core.chat import StructuredOutputError
-    from scientist_core.pipeline.machine import record_machine_facts
 
     options = ctx.options
     folder = prepare_idea_folder(ctx.template, ctx.idea_dir(idea))
@@ -258,8 +282,11 @@ def _run_with_retries(ctx, chat, idea, folder: Path, index: int, planned, planne
                                   idea.name, index, log_dir=folder / LOGS_DIR / name, attempt=attempt,
                                   on_output=ctx.run_status(idea.name, name))
             if outcome.ok:
+                template_sources = {f: (template.files_dir() / f).read_text() for f in editable}
                 record = RunRecord(index=index, name=name, description=planned.description, knob_changes=changes,
-                                   code_changed=code_changed, results=outcome.results)
+                                   code_changed=code_changed, results=outcome.results,
+                                   code_diff=summarize_code_diff(template_sources, sources),
+                                   machine=run_machine(outcome.execution))
                 for file_name, text in sources.items():
                     write_atomic(folder / CODE_DIR / name / file_name, text)
                 what = planned.description if code_changed else describe_changes(changes, baseline)  # the record's

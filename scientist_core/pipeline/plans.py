@@ -45,6 +45,51 @@ def describe_changes(changes: dict[str, Any], baseline: dict[str, Any]) -> str:
     return ", ".join(parts) or "no knob"
 
 
+_DEF = re.compile(r"^(\s*)(?:async\s+)?(?:def|class)\s+(\w+)")
+
+
+def _enclosing(lines: list[str], at: int) -> str:
+    """The function or class that line `at` of `lines` lies in, as `name()`; "module level" outside any."""
+    if at >= len(lines):
+        return "module level"
+    own = _DEF.match(lines[at])
+    if own:
+        return f"{own.group(2)}()"
+    line = lines[at]
+    indent = len(line) - len(line.lstrip())
+    for earlier in reversed(lines[:at]):
+        found = _DEF.match(earlier)
+        if found and len(found.group(1)) < indent:
+            return f"{found.group(2)}()"
+    return "module level"
+
+
+def summarize_code_diff(before: dict[str, str], after: dict[str, str]) -> str:
+    """How the sources `after` differ from `before` (file name -> text), in one line computed with difflib:
+    "experiment.py: 3 lines changed in train(), evaluate()"; "" when they are the same. A changed line counts
+    once, a replaced block as its longer side; a deleted block is placed where it was in `before`."""
+    from difflib import SequenceMatcher
+
+    parts = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name, "").splitlines(), after.get(name, "").splitlines()
+        changed, where = 0, []
+        for tag, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+            if tag == "equal":
+                continue
+            changed += max(i2 - i1, j2 - j1)
+            place = _enclosing(new, j1) if j2 > j1 else _enclosing(old, i1)
+            if place not in where:
+                where.append(place)
+        if changed:
+            places = [place for place in where if place != "module level"] + \
+                     [place for place in where if place == "module level"]
+            inside = f" in {', '.join(places[:3])}{' and elsewhere' if len(places) > 3 else ''}" \
+                if places != ["module level"] else " at module level"
+            parts.append(f"{name}: {changed} line{'s' if changed != 1 else ''} changed{inside}")
+    return "; ".join(parts)
+
+
 # -- ideas ------------------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=32)

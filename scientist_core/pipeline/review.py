@@ -3,6 +3,7 @@ store, and in the template's idea archive (where later ideation sees its score).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from scientist_core.models import Idea
@@ -14,10 +15,12 @@ from scientist_core.untrusted import write_atomic
 STAGE = "review"
 
 
-def review_paper(ctx: RunContext, idea: Idea, pdf: Path, name: str = "review") -> ReviewResult:
-    """Review the paper `pdf` of `idea`; the review is kept as <idea folder>/<name>.json."""
+def review_paper(ctx: RunContext, idea: Idea, pdf: Path, name: str = "review",
+                 problems: Sequence[str] = ()) -> ReviewResult:
+    """Review the paper `pdf` of `idea`, told the `problems` its check against the records found; the review is
+    kept as <idea folder>/<name>.json."""
     reviewer = ctx.plugin("reviewer")
-    result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"))
+    result = reviewer.review_file(pdf, ctx.chat(STAGE, role="reviewer"), problems=list(problems))
     path = ctx.idea_dir(idea) / f"{name}.json"
     write_atomic(path, result.model_dump_json(by_alias=True, indent=2))
     ctx.store.add_artifact(ctx.run_id, name, path, {"idea": idea.name, "overall": result.review.overall,

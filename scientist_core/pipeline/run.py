@@ -39,6 +39,7 @@ class IdeaSummary(BaseModel):
     overall: int | None = None
     decision: str | None = None
     cost_usd: float = 0.0
+    check: str = ""  # the paper's check against the records: "check: clean" or "check: N problems"
     problem: str = ""
 
     @property
@@ -223,9 +224,9 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
     from scientist_core.pipeline.novelty import check_novelty
     from scientist_core.pipeline.plots import make_plots
     from scientist_core.pipeline.review import review_paper
-    from scientist_core.pipeline.writeup import write_paper
+    from scientist_core.pipeline.writeup import check_paper, write_paper
     from scientist_core.reviewer import ReviewResult
-    from scientist_core.writer import WriteupResult
+    from scientist_core.writer import PaperCheck, WriteupResult
 
     ctx = ctx.for_idea(idea)
     summary = IdeaSummary(name=idea.name, title=idea.title)
@@ -252,16 +253,22 @@ def _process_idea(ctx: RunContext, idea: Idea) -> IdeaSummary:
         if paper.pdf_path is None:
             summary.problem = "the paper did not compile: " + "; ".join(paper.problems)[:300]
             return summary
-        review = ctx.checkpoint(f"review:{key}", ReviewResult, lambda: review_paper(ctx, idea, paper.pdf_path),
-                                stage=True)
+        check = ctx.checkpoint(f"check:{key}", PaperCheck | None, lambda: check_paper(ctx, idea, paper))
+        summary.check = check.summary if check else ""
+        review = ctx.checkpoint(f"review:{key}", ReviewResult, lambda: review_paper(
+            ctx, idea, paper.pdf_path, problems=check.problems if check else []), stage=True)
         if ctx.options.improve:
             feedback = json.dumps(review.review.model_dump(mode="json", by_alias=True))
             improved = ctx.checkpoint(f"improve:{key}", WriteupResult, stage=True,
                                       work=lambda: write_paper(ctx, idea, records, figures, feedback=feedback))
             if improved.pdf_path is not None:
                 summary.paper = str(improved.pdf_path)
+                check = ctx.checkpoint(f"check-improved:{key}", PaperCheck | None,
+                                       lambda: check_paper(ctx, idea, improved, name="check_improved"))
+                summary.check = check.summary if check else ""
                 review = ctx.checkpoint(f"review-improved:{key}", ReviewResult, lambda: review_paper(
-                    ctx, idea, improved.pdf_path, name="review_improved"), stage=True)
+                    ctx, idea, improved.pdf_path, name="review_improved", problems=check.problems if check else []),
+                    stage=True)
         summary.overall = review.review.overall
         summary.decision = review.review.decision
     except (BudgetExceeded, PathError, StoreError):  # the run's own limits and records: every idea would stop

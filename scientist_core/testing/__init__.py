@@ -1,135 +1,60 @@
-"""Pytest fixtures for scientist and its plugin authors (loaded through the `pytest11` entry point).
+"""The public test harness of scientist, for its plugin authors (pytest fixtures load through the `pytest11`
+entry point). docs/writing-a-template.md shows it in use.
 
+Fixtures:
 - `scientist_env`: an isolated home, data folder and working folder; no SCIENTIST_* variable leaks in.
 - `plugin_host`: a freshly loaded plugin host (the same one the CLI uses in this process).
-- `fake_llm`: a scripted LLM provider `fake` registered as a real plugin: `enqueue()` replies, read `history`.
+- `fake_llm`: a scripted model (`Script`) registered as the real LLM plugin `fake`: queue replies, read `history`.
 - `run_store`: a run store in a temporary folder.
 - `experiment_module`: a template's experiment file as a module (given a `template` fixture).
 
-For template authors, plain functions that run a template's scripts the way the core lays them out (knobs.json
-in the run folder, the template's own commands, this interpreter), without the sandbox, so a test sees the
-experiment itself: `start_experiment` / `finish_experiment`, `run_experiment`, `run_plot`, `read_final_info`;
-`template_contract_problems`, everything a template must hold to that code can check without running it; and
-`TemplateContract`, the tests every template passes, which a template's suite subclasses.
+A scripted model, whole runs (`script.py`, `pipeline.py`):
+- `Script`: replies by stage with named helpers (`idea`, `novel`, `plan`, `figure_notes`, `paper`, `review`,
+  `full_run`), no reply schema to learn; `save(path)` writes them for the `script` provider
+  (`scientist run NAME --model script/PATH`, out of process).
+- `run_pipeline(template, script, **options)`: `scientist run` in this process with that script; returns a
+  `PipelineRun`, the summary and each idea's typed `RunRecord`s; `recorded_runs` reads those of a run folder.
+
+A template's scripts, run the way the core lays them out (knobs.json in the run folder, the template's own
+commands, this interpreter), without the sandbox, so a test sees the experiment itself: `start_experiment` /
+`finish_experiment`, `run_experiment` (quick mode unless told otherwise), `run_plot`, `read_final_info`; and the
+contract: `template_contract_problems` (scientist_core.template_contract: what code can check without running),
+and `TemplateContract`, the tests every template passes, which a template's suite subclasses.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, ValidationError
 
 from scientist_core.errors import ExperimentError
-from scientist_core.hookspecs import hookimpl
-from scientist_core.llm import LLM
-from scientist_core.models import Completion, FinalInfo, Message, ModelInfo, Usage
-from scientist_core.plugins import PluginHost, PluginInfo, get_host, reset_host
+from scientist_core.models import FinalInfo
+from scientist_core.plugins import PluginHost, get_host, reset_host
 from scientist_core.store import Store
-from scientist_core.template import Template
+from scientist_core.template import Template, load_experiment_module
+from scientist_core.template_contract import template_contract_problems
+from scientist_core.testing.script import (FAKE_MODEL, FAKE_PROVIDER, Call, FakeLLM, Script, ScriptExhausted,
+                                           register_fake_llm)
 
-FAKE_PROVIDER = "fake"
-FAKE_MODEL = "scripted"
+__all__ = ["FAKE_MODEL", "FAKE_PROVIDER", "Call", "FakeLLM", "PipelineRun", "Script", "ScriptExhausted", "TemplateContract", "finish_experiment",
+           "read_final_info", "recorded_runs", "register_fake_llm", "run_experiment", "run_pipeline", "run_plot",
+           "start_experiment", "template_contract_problems"]
 
+def __getattr__(name: str) -> Any:
+    """The whole-pipeline harness (scientist_core.testing.pipeline) loads the pipeline when first used."""
+    if name in ("PipelineRun", "recorded_runs", "run_pipeline", "SCRIPTED_SETTINGS_TOML"):
+        from scientist_core.testing import pipeline
 
-@dataclass
-class Call:
-    """One request the fake LLM received."""
-
-    model: str
-    messages: list[Message]
-    schema: type[BaseModel] | None
-    max_tokens: int | None = None
-
-
-@dataclass
-class Script:
-    """Replies the fake LLM gives, in order, and the calls it received.
-
-    `enqueue` queues replies for any request; `answer(schema_name, ...)` queues replies for requests asking
-    for that schema only, which keeps long pipelines scriptable: a request for a schema with its own queue
-    takes from it, anything else from the general queue. A reply may be a callable taking the Call.
-    """
-
-    replies: deque = field(default_factory=deque)
-    by_schema: dict[str, deque] = field(default_factory=dict)
-    history: list[Call] = field(default_factory=list)
-
-    def enqueue(self, *replies: str | dict | BaseModel | Exception) -> "Script":
-        """Queue replies: text as is, dicts and models as JSON, exceptions raised when their turn comes."""
-        self.replies.extend(replies)
-        return self
-
-    def answer(self, schema_name: str, *replies: Any) -> "Script":
-        """Queue replies for requests whose schema is named `schema_name`."""
-        self.by_schema.setdefault(schema_name, deque()).extend(replies)
-        return self
-
-    def next_reply(self, call: Call | None = None) -> str:
-        queue = self.replies
-        if call is not None and call.schema is not None and call.schema.__name__ in self.by_schema:
-            queue = self.by_schema[call.schema.__name__]
-        if not queue:
-            asked = f" for {call.schema.__name__}" if call is not None and call.schema is not None else ""
-            raise AssertionError(f"the fake LLM was asked{asked} more often than replies were enqueued")
-        reply = queue.popleft()
-        if callable(reply) and not isinstance(reply, type):
-            reply = reply(call)
-        if isinstance(reply, Exception):
-            raise reply
-        if isinstance(reply, BaseModel):
-            return reply.model_dump_json(by_alias=True)
-        if isinstance(reply, dict | list):
-            return json.dumps(reply)
-        return reply
-
-
-class FakeLLM(LLM):
-    """An LLM that answers from a Script; usage counts words so ledgers have something to add up. `prices`
-    (a Price, per token) makes it a priced model, which a run with `max_cost` needs; unset, it has none."""
-
-    name = FAKE_PROVIDER
-    description = "scripted replies for tests"
-    script: Script = Script()
-    prices: ClassVar[Any] = None
-
-    def price(self, model: str) -> Any:
-        return self.prices
-
-    def models(self) -> list[ModelInfo]:
-        return [ModelInfo(provider=self.name, name=FAKE_MODEL, description=self.description)]
-
-    def complete(self, model, messages, *, schema=None, temperature=0.7, max_tokens=4096) -> Completion:
-        call = Call(model, list(messages), schema, max_tokens)
-        self.script.history.append(call)
-        text = self.script.next_reply(call)
-        usage = Usage(tokens_in=sum(len(m.content.split()) for m in messages), tokens_out=len(text.split()))
-        return Completion(text=text, model=f"{self.name}/{model}", usage=usage)
-
-
-def register_fake_llm(host: PluginHost, script: Script, cls: type[FakeLLM] = FakeLLM,
-                      plugin: str = "scientist-testing", **attributes: Any) -> type[FakeLLM]:
-    """Add a fake LLM answering from `script` to `host` as plugin `plugin`: `cls` (a FakeLLM subclass) bound to
-    the script and to `attributes` (e.g. prices=Price(1e-6, 2e-6)). Returns the bound class."""
-    bound = type(cls.__name__, (cls,), {"script": script, **attributes})
-
-    class FakePlugin:
-        @hookimpl
-        def register_llms(self, register):
-            register(bound)
-
-    host.add(FakePlugin(), PluginInfo(plugin, "scientist-core", "test"))
-    return bound
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'scientist_core.testing' has no attribute {name!r}")
 
 
 @pytest.fixture
@@ -171,9 +96,11 @@ def run_store(tmp_path: Path) -> Store:
 
 @pytest.fixture(scope="module")
 def experiment_module(template: Template):
-    """The template's experiment file as a module, loaded by path as the core loads it for the knobs. Needs a
-    module-scoped `template` fixture: the suite's own, or TemplateContract's."""
-    return sys.modules[template.knobs_model().__module__]
+    """The template's experiment file as a module, loaded by path (it is not a package module) and executed
+    whole except what its `if __name__ == "__main__":` runs. Needs a module-scoped `template` fixture: the suite's
+    own, or TemplateContract's."""
+    path = template.files_dir() / template.experiment_file
+    return load_experiment_module(path, f"scientist_experiment_of_{template.name}")
 
 
 @pytest.fixture
@@ -232,66 +159,6 @@ def read_final_info(run_dir: Path) -> FinalInfo:
     return FinalInfo.from_json_obj(json.loads((run_dir / "final_info.json").read_text()))
 
 
-def template_contract_problems(template: Template, allowed_imports: set[str], work_dir: Path) -> list[str]:
-    """What `template` gets wrong of the template contract (docs/writing-a-template.md), one line each; [] when
-    nothing: the experiment and plot scripts import only `allowed_imports` and the standard library, the
-    docstring of the script the command runs gives the exact command, prompt.json has its two texts, there are one or two seed
-    ideas with distinct names that each name a knob ideas may change, and a workspace prepared in `work_dir`
-    holds the scripts, the prompts and the LaTeX skeleton, without caches."""
-    problems = []
-    allowed = set(allowed_imports) | set(sys.stdlib_module_names)
-    command = template.experiment_command("run_0")
-    entry = command[1] if len(command) > 1 and command[1].endswith(".py") else template.experiment_file
-    for script in dict.fromkeys((template.experiment_file, entry, template.plot_file)):
-        tree = ast.parse((template.files_dir() / script).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module and not node.level}
-        if imported - allowed:
-            problems.append(f"{script} imports {', '.join(sorted(imported - allowed))}, not among the allowed")
-    doc = ast.get_docstring(ast.parse((template.files_dir() / entry).read_text())) or ""
-    if " ".join(command) not in doc:
-        problems.append(f"the docstring of {entry} does not give the exact command {' '.join(command)!r}")
-    prompt = template.prompt()
-    problems += [f"prompt.json has no {key}" for key in ("system", "task_description")
-                 if not str(prompt.get(key, "")).strip()]
-    ideas = template.seed_ideas()
-    if not 1 <= len(ideas) <= 2 or len({idea.name for idea in ideas}) != len(ideas):
-        problems.append(f"seed_ideas.json holds {len(ideas)} idea(s) with {len({i.name for i in ideas})} distinct "
-                        "names; one or two, each its own name")
-    from scientist_core.pipeline.plans import idea_model
-
-    runnable = idea_model(template, code_changes=False, max_knobs=3)  # what the offline profile accepts
-    for idea in ideas:
-        try:
-            runnable.model_validate(idea.model_dump(by_alias=True))
-        except ValidationError as exc:
-            problems.append(f"the seed idea {idea.name} is not testable by knob changes alone: "
-                            f"{exc.errors()[0]['msg']}")
-    workspace = template.prepare_workspace(work_dir / "contract-workspace")
-    problems += [f"a prepared workspace lacks {name}" for name in
-                 dict.fromkeys((template.experiment_file, entry, template.plot_file, "prompt.json",
-                                "seed_ideas.json", "latex/template.tex")) if not (workspace / name).is_file()]
-    if list(workspace.rglob("__pycache__")):
-        problems.append("a prepared workspace holds __pycache__ folders")
-    return problems + _skeleton_problems(workspace / "latex")
-
-
-def _skeleton_problems(skeleton: Path) -> list[str]:
-    """What the configured writer finds wrong with the prepared skeleton without compiling it (scientist-paper's:
-    a citation its references.bib does not hold); nothing when no writer is installed."""
-    from scientist_core.errors import PluginError
-    from scientist_core.settings import load_settings
-
-    settings = load_settings()
-    try:
-        writer = get_host().create("writer", settings.writer, settings.writers)
-    except PluginError:
-        return []
-    return writer.skeleton_problems(skeleton)
-
-
 class TemplateContract:
     """The tests every template passes. A template's suite subclasses it, naming the template and what its
     scripts may import besides the standard library:
@@ -299,6 +166,13 @@ class TemplateContract:
         class TestExampleTemplate(TemplateContract):
             template_class = ExampleTemplate
             allowed_imports = {"numpy", "pydantic", "matplotlib"}
+
+    Its tests: the template is registered through its distribution's entry point; an unknown knob is refused;
+    quick mode's values apply and an idea's changes win; every knob is described; a quick baseline runs through
+    the real `scientist baseline --quick` (console script and sandbox) and writes valid results; the plot step
+    names a run folder without results; the paper skeleton compiles (with latexmk and pdflatex installed); and
+    `template_contract_problems` finds nothing (imports, the command in the docstring, prompts, seed ideas that
+    each name a knob, a clean workspace, the skeleton's citations). `scientist template check` asks the same.
 
     Tests of the subclass may use its `cli_baseline` fixture: the template's quick baseline, run once through the
     real `scientist` console script and sandbox. A template whose runs read data overrides the class fixture
@@ -362,15 +236,15 @@ class TemplateContract:
         assert [name for name, field in fields.items() if not field.description] == []
 
     def test_a_quick_baseline_through_the_cli_writes_final_info(self, template, cli_baseline):
-        """Every metric is declared (`Template.metrics`), and each dataset records the seeds behind its means (n),
-        with standard errors exactly when there are two or more."""
+        """A template that declares its metrics (`Template.metrics`) declares every one, and a dataset that
+        records the seeds behind its means (n) has standard errors exactly when there are two or more."""
         info = read_final_info(cli_baseline)
         assert info.datasets
         for dataset, result in info.datasets.items():
             undeclared = set(result.means) - set(template.metrics)
-            assert undeclared == set(), f"{dataset}: metrics the template does not declare"
-            assert result.n is not None, f"{dataset}: no n (the seeds behind each mean) in final_info.json"
-            assert set(result.stderrs) == (set(result.means) if result.n >= 2 else set()), dataset
+            assert not template.metrics or undeclared == set(), f"{dataset}: undeclared metrics {sorted(undeclared)}"
+            if result.n is not None:
+                assert set(result.stderrs) == (set(result.means) if result.n >= 2 else set()), dataset
 
     def test_plot_names_a_run_that_has_no_results(self, template, tmp_path):
         empty = tmp_path / "run_0"

@@ -1,7 +1,8 @@
 """One `scientist run` on the diffusion template in quick mode with `coder = "aider"`: the run's model is
 openai/fake-model served by the loopback OpenAI-compatible server, for the scientist's calls and for aider's.
 The plan asks for a code change; aider's first answer makes no edit, which goes back to the retry loop, and its
-second applies a SEARCH/REPLACE edit; the changed experiment runs in the sandbox and the paper is written."""
+second applies a SEARCH/REPLACE edit; the changed experiment runs in the sandbox and the paper is written. It is the suite's one run that trains
+the main job's template for real, so it also checks what is particular to it: the live status, the plots, the PDF."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import pymupdf
 import pytest
 
 from scientist_core.testing.fake_openai import RecordedRequest, Reply
@@ -21,12 +23,13 @@ from scientist_core.pipeline.run import start_run
 from scientist_core.settings import load_settings
 from scientist_core.store import Store
 from scientist_core.testing import Call, Script
+from scientist_paper.results import result_values
 
 try:
-    from tests.pipeline_script import script_full_run
+    from tests.pipeline_script import recorded_runs, script_full_run
 except ImportError:  # run from elsewhere than the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
-    from tests.pipeline_script import script_full_run
+    from tests.pipeline_script import recorded_runs, script_full_run
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (make test installs it)")]
@@ -99,14 +102,25 @@ def test_a_quick_diffusion_run_goes_through_aider_end_to_end(scientist_env, plug
     options = RunOptions(template="diffusion", num_ideas=1, reflections=2, novelty_rounds=3, max_runs=1,
                          max_tries=2, citation_rounds=1, quick=True)
 
-    started, progress = time.monotonic(), []
-    summary = start_run(load_settings(), plugin_host, options,
+    started, progress, statuses = time.monotonic(), [], []
+    summary = start_run(load_settings(), plugin_host, options, status=statuses.append,
                         report=lambda line: progress.append(f"{time.monotonic() - started:5.0f} s {line}"))
 
     (item,) = summary.ideas
     assert item.problem == "" and item.runs_done == 1 and item.paper and Path(item.paper).is_file(), progress
     print("\n".join(progress))  # where the time went (pytest -s)
+    # the main job's template for real: DDPM training in the sandbox (the live status followed each run's
+    # training output and was cleared when it ended), its two plots, and a paper holding the recorded values
+    assert any(line.startswith("experiments: gelu_denoiser: run_0: ") and ": step " in line for line in statuses)
+    assert statuses[-1] == ""
     workspace = summary.run_dir / "gelu_denoiser"
+    assert {"train_loss.png", "generated_images.png"} <= {p.name for p in (workspace / "figures").glob("*.png")}
+    values = result_values(recorded_runs(summary.run_dir, "gelu_denoiser"))
+    with pymupdf.open(item.paper) as pdf:
+        assert pdf.page_count >= 2
+        text = " ".join(page.get_text() for page in pdf)
+    for key in ("run0.circle.kl_divergence", "run1.circle.kl_divergence"):
+        assert values[key].plain in text, key
     assert "nn.GELU()" in (workspace / "code" / "run_1" / "experiment.py").read_text()  # the code that produced run_1
     record = json.loads((summary.run_dir / ".stages" / "experiments--gelu_denoiser--run_1.json").read_text())
     assert record["code_changed"] is True and record["knob_changes"] == {"steps": 500}

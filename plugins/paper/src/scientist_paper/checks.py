@@ -68,7 +68,7 @@ RESULT = re.compile(r"\\result\s*\{([^{}]*)\}")
 REF = re.compile(r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\*?\s*\{([^{}]*)\}")
 LABEL = re.compile(r"\\label\s*\{([^{}]*)\}")
 _KEY_ARG_COMMANDS = re.compile(
-    r"\\(?:result|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
+    r"\\(?:result|change|cite[a-zA-Z]*|nocite|ref|eqref|autoref|cref|Cref|pageref|nameref|label|includegraphics|input|"
     r"include|url|href|begin|end|hspace|vspace|setlength|addtolength|rule)\*?\s*(?:\[[^\]]*\]\s*)*\{[^{}]*\}")
 _TABULAR_SPEC = re.compile(r"\\begin\{(?:tabular\*?|tabularx|array|longtable)\}\s*(?:\{[^{}]*\}\s*)?\{[^{}]*\}")
 _DIMENSION = re.compile(r"\d*\.?\d+(?:pt|em|ex|cm|mm|in|bp|sp)\b|\d*\.?\d+\s*\\(?:linewidth|textwidth|"
@@ -218,7 +218,7 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _matching_results(token: str, percent: bool, rules: SectionRules) -> list[ResultValue]:
+def matching_results(token: str, percent: bool, rules: SectionRules) -> list[ResultValue]:
     """Recorded values that `token` (a number typed in prose) writes out, at the precision typed."""
     number = float(token)
     decimals = len(token.split(".", 1)[1]) if "." in token and "e" not in token.lower() else 0
@@ -242,7 +242,7 @@ def number_problems(text: str, prose: str, rules: SectionRules) -> list[Problem]
         if any(_close(number, allowed) for allowed in rules.allowed_numbers) and not percent:
             continue
         precise = ("." in token and len(token.split(".", 1)[1].rstrip("0")) >= 2) or "e" in token.lower()
-        matches = _matching_results(token, percent, rules) if ("." in token or percent or precise) else []
+        matches = matching_results(token, percent, rules) if ("." in token or percent or precise) else []
         written = match.group().strip()
         if matches:
             keys = ", ".join(f"\\result{{{v.key}}}" for v in matches[:3])

@@ -14,8 +14,11 @@ META_FILE = "generated/meta.tex"
 BODY_FILE = "generated/body.tex"
 ABSTRACT_FILE = "generated/abstract.tex"
 TABLE_FILE = "generated/results-table.tex"
+RUNS_TABLE_FILE = "generated/runs-table.tex"  # in the Method section: what each run changed, from the records
+DISCLOSURE_FILE = "generated/disclosure.tex"  # the last thing of the body: who wrote the paper, with which models
 FIGURES_DIR = "figures"
 TABLE_LABEL = "tab:results"
+RUNS_TABLE_LABEL = "tab:runs"
 
 
 @dataclass(frozen=True)
@@ -78,16 +81,20 @@ def figure_tex(file: str, caption: str, label: str) -> str:
 
 
 def body_tex(sections: Sequence[Section] = SECTIONS, figures: Sequence[str] = (), with_table: bool = True) -> str:
-    """`generated/body.tex`: each section's heading and file in order; the Results section also gets the
-    results table and the figure environments (`figures`, LaTeX as from figure_tex)."""
+    """`generated/body.tex`: each section's heading and file in order; the Method section also gets the runs
+    table, the Results section the results table and the figure environments (`figures`, LaTeX as from
+    figure_tex); it ends with the disclosure, in every paper the same place."""
     lines = ["% Written by scientist; the sections' text is in generated/sec-*.tex."]
     for section in sections:
         lines += ["", f"\\section{{{section.heading}}}", f"\\label{{{section.label}}}",
                   f"\\input{{{section.file.removesuffix('.tex')}}}"]
+        if section.name == "method" and with_table:
+            lines.append(f"\\input{{{RUNS_TABLE_FILE.removesuffix('.tex')}}}")
         if section.name == "results":
             if with_table:
                 lines.append(f"\\input{{{TABLE_FILE.removesuffix('.tex')}}}")
             lines += [figure.rstrip("\n") for figure in figures]
+    lines += ["", f"\\input{{{DISCLOSURE_FILE.removesuffix('.tex')}}}"]
     return "\n".join(lines) + "\n"
 
 

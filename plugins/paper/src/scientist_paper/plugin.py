@@ -1,4 +1,5 @@
-"""The hooks of scientist-paper: the writer `latex` and the compiler `latexmk`, imported when first needed."""
+"""The hooks of scientist-paper: the writer `latex` and the compiler `latexmk`, imported when first needed, and
+the command `scientist check`."""
 
 from __future__ import annotations
 
@@ -17,3 +18,10 @@ def register_compilers(register):
     from scientist_paper.compiler import LatexmkCompiler
 
     register(LatexmkCompiler)
+
+
+@hookimpl
+def register_commands(cli):
+    from scientist_paper.check_command import check
+
+    cli.command("check")(check)

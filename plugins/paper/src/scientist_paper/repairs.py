@@ -16,9 +16,10 @@ from scientist_paper.checks import (
 )
 from scientist_paper.commands import CONTROL_WORD, FORBIDDEN_ENVIRONMENTS, decode_carets
 from scientist_paper.latex import NON_ASCII, latex_escape
+from scientist_paper.results import run_label
 
 
-def _remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
+def remove_sentences(text: str, spans: Sequence[tuple[int, int]]) -> str:
     bounds = sorted(sentence_bounds(text, s, e) for s, e in spans if s >= 0)
     merged: list[list[int]] = []
     for left, right in bounds:
@@ -181,7 +182,7 @@ def repair_section(text: str, rules: SectionRules) -> tuple[str, list[str]]:
         doomed = [(p.start, p.end) for p in number_problems(text, prose_of(text), rules)]
     doomed += [(p.start, p.end) for p in check_section(text, rules) if p.kind in kinds]
     if doomed:
-        text = _remove_sentences(text, doomed)
+        text = remove_sentences(text, doomed)
         done.append(f"deleted {len(doomed)} sentence(s) with unrecorded numbers, unknown keys, hardware claims, "
                     "a worse result called an improvement, said before, copied from the prompt, a knob moved the "
                     "wrong way, or terms nothing recorded")
@@ -245,7 +246,7 @@ def plain_text_section(text: str, rules: SectionRules | None = None) -> str:
     if rules is not None:  # the words are kept: sentences with numbers or claims that have no source still go
         doomed = [(p.start, p.end) for p in check_section(restored, rules)
                   if p.kind in ("typed_number", "hardware", "run_label")]
-        restored = _remove_sentences(restored, doomed) if doomed else restored
+        restored = remove_sentences(restored, doomed) if doomed else restored
     return restored.strip() + "\n" if restored.strip() else ""  # an empty section is left out of the paper
 
 
@@ -274,6 +275,13 @@ def numbers_of(values: Iterable[Any]) -> set[float]:
         elif isinstance(value, list | tuple | set):
             found |= numbers_of(value)
     return found
+
+
+def settings_numbers(runs: Iterable[Any], baseline: Mapping[str, Any]) -> set[float]:
+    """Numbers prose may state: the runs' settings (their knob changes and names) and the template's defaults."""
+    runs = list(runs)
+    return (numbers_of(run.knob_changes for run in runs) | numbers_of(run_label(run) for run in runs)
+            | numbers_of(baseline.values()))
 
 
 _TOKEN = re.compile(r"\\(?:result|cite[a-zA-Z]*|ref)\s*\{[^{}]*\}|[A-Za-z0-9]+")
@@ -310,6 +318,6 @@ def drop_repeats(texts: Sequence[str], min_words: int = 6) -> tuple[list[str], i
             else:
                 mine.append(gist)
         seen += mine
-        kept.append(normalize_text(_remove_sentences(text, doomed)) if doomed else text)
+        kept.append(normalize_text(remove_sentences(text, doomed)) if doomed else text)
         dropped += len(doomed)
     return kept, dropped

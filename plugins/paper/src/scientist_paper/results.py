@@ -122,20 +122,18 @@ def has_standard_errors(results: Mapping[str, ResultValue]) -> bool:
 
 
 def run_label(run: "RunRecord") -> str:
-    """How the paper names a run (plain text): `baseline`, its knob changes, or the start of its description."""
+    """How the paper names a run (plain text), from its record alone, never the plan's description: `baseline`,
+    its knob changes ("learning_rate=0.001"), and "code change" with the host's diff summary where the code it ran
+    differs from the template's."""
     if run.index == 0:
         return "baseline"
-    if run.knob_changes and not run.code_changed:
-        parts = []
-        for name, value in run.knob_changes.items():
-            shown = f"{value:g}" if isinstance(value, float) else str(value)
-            parts.append(f"{name}={shown}")
-        return ", ".join(parts)
-    text = " ".join(run.description.split())
-    first = re.split(r"(?<=[.;:])\s", text, maxsplit=1)[0].rstrip(".;:")
-    if len(first) > 60:
-        first = first[:57].rsplit(" ", 1)[0] + "..."
-    return first or f"variant {run.index}"
+    parts = []
+    for name, value in run.knob_changes.items():
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name}={shown}")
+    knobs = ", ".join(parts)
+    code = f"code change ({run.code_diff})" if run.code_diff else "code change" if run.code_changed else ""
+    return "; ".join(part for part in (knobs, code) if part) or f"variant {run.index}"
 
 
 def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str, str]) -> str:
@@ -153,10 +151,28 @@ def meta_tex(title: str, results: Mapping[str, ResultValue], facts: Mapping[str,
     ]
     for key, value in results.items():
         lines.append(f"\\@namedef{{scientist@result@{key}}}{{{value.latex}}}")
+    lines += [r"\newcommand{\change}[1]{\@ifundefined{scientist@change@#1}{\textbf{??}%",
+              r"  \PackageWarning{scientist}{no relative change #1}}{\@nameuse{scientist@change@#1}}}"]
+    for key, change in relative_changes(results).items():
+        lines.append(f"\\@namedef{{scientist@change@{key}}}{{{change}}}")
     lines.append(r"\makeatother")
     for macro, value in env_macros(facts).items():
         lines.append(f"\\newcommand{{\\{macro}}}{{{latex_escape(value)}}}")
     return "\n".join(lines) + "\n"
+
+
+def relative_changes(results: Mapping[str, ResultValue]) -> dict[str, str]:
+    """`\\change{KEY}` values: a run's mean relative to the baseline's same metric, as LaTeX ("+12.5\\%"),
+    computed by code from two recorded results so that no model types a difference."""
+    changes = {}
+    for key, value in results.items():
+        base = results.get(f"run0.{key.split('.', 1)[1]}")
+        if value.run == 0 or value.stderr or base is None or not base.value or not math.isfinite(value.value):
+            continue
+        change = (value.value - base.value) / abs(base.value) * 100
+        sign = "+" if change >= 0 else r"\ensuremath{-}"
+        changes[key] = f"{sign}{abs(change):.1f}\\%"
+    return changes
 
 
 def _words_of(name: str) -> str:
@@ -351,7 +367,8 @@ class Study:
     description: str                      # the template's description, plain text
     fixed: Sequence[str] = ()             # knobs that define the measurement
     quick: Sequence[str] = ()             # knobs the template's quick mode set for these runs
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, str] = field(default_factory=dict)  # one machine's, or provenance.combined_facts of several
+    machines: int = 1                     # how many different machines the runs used
     knob_notes: Mapping[str, str] = field(default_factory=dict)  # each knob's description in the template's code
 
     @property
@@ -432,8 +449,10 @@ class Study:
 
     def _changes_tex(self, run: "RunRecord") -> str:
         parts = [change.tex() for change in self.changes(run)]
-        if run.code_changed:
-            parts.append(f"its code changed, described as ``{latex_escape(run.description)}''")
+        if run.code_diff:
+            parts.append(f"its code differs from the template's ({latex_escape(run.code_diff)})")
+        elif run.code_changed:
+            parts.append("its code changed")
         return _and(parts) if parts else "nothing recorded"
 
     def abstract(self) -> str:
@@ -524,8 +543,11 @@ class Study:
                     if macro in macros]
         software = [f"{name} \\{macro}{{}}" for macro, name in (("EnvPython", "Python"), ("EnvNumpy", "NumPy"),
                                                                ("EnvTorch", "PyTorch")) if macro in macros]
-        return (f"All runs used one machine ({', '.join(hardware) or 'not recorded'})"
-                f"{'; software: ' + ', '.join(software) if software else ''}.")
+        software = f"{'; software: ' + ', '.join(software) if software else ''}"
+        if self.machines > 1:
+            return (f"The runs used {self.machines} different machines; each fact gives every machine's value with "
+                    f"the runs that used it ({', '.join(hardware) or 'not recorded'}){software}.")
+        return f"All runs used one machine ({', '.join(hardware) or 'not recorded'}){software}."
 
     def results(self, figure_labels: Sequence[str] = ()) -> str:
         shown = _and([f"Figure~\\ref{{{label}}}" for label in figure_labels]) if figure_labels else ""
@@ -564,8 +586,11 @@ class Study:
         sentences = []
         for run in self.variants:
             found = self.comparisons(run)
-            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.improvement]
-            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)}" for v, c in found if c.worse]
+            # each verdict cites the result it rests on (claims.py traces every comparative statement)
+            better = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                      for v, c in found if c.improvement]
+            worse = [f"{_words_of(v.metric)} on {latex_escape(v.dataset)} (\\result{{{v.key}}})"
+                     for v, c in found if c.worse]
             parts = ([f"was clearly better than the baseline in {_and(better)}"] if better else []) + \
                 ([f"was worse in {_and(worse)}"] if worse else [])
             verdict = "; it ".join(parts) if parts else "showed no clear difference from the baseline" + \

@@ -25,18 +25,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from scientist_core import (
-    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, RunContext, RunRecord, StructuredOutputError,
-    Writer, WriteupResult, copy_out, describe_changes, facts_for_run,
+    LATEX_SKELETON, CompileResult, Figure, Idea, Message, Paper, PaperCheck, RunContext, RunRecord,
+    StructuredOutputError, Writer, WriteupResult, copy_out, describe_changes, facts_for_run,
 )
 from scientist_literature.bibtex import Bibliography, BibEntry, latex_to_text, normalize_title, parse_bibtex
 from scientist_paper.checks import (
     SectionRules, check_section, cited_keys, labels_in, normalize_text, record_terms, word_ngrams,
 )
 from scientist_paper.latex import (
-    ABSTRACT_FILE, BODY_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, SECTIONS, TABLE_FILE, TABLE_LABEL, body_tex,
-    env_macros, figure_tex,
+    ABSTRACT_FILE, BODY_FILE, DISCLOSURE_FILE, FIGURES_DIR, GENERATED_DIR, META_FILE, RUNS_TABLE_FILE,
+    RUNS_TABLE_LABEL, SECTIONS, TABLE_FILE, TABLE_LABEL, body_tex, env_macros, figure_tex, latex_escape,
 )
-from scientist_paper.repairs import drop_repeats, numbers_of, plain_text_section, repair_section
+from scientist_paper.provenance import (
+    combined_facts, disclosure_tex, machine_count, run_machines, runs_table_tex, unimplemented_idea,
+)
+from scientist_paper.claims import CheckReport, Evidence, check_paper, instruction_ngrams
+from scientist_paper.repairs import (
+    drop_repeats, plain_text_section, remove_sentences, repair_section, settings_numbers,
+)
 from scientist_paper.results import (
     ResultValue, Study, compare_with_baseline, meta_tex, related_work_sentence, result_values, results_table_tex,
     run_label, title_is_supported,
@@ -48,6 +54,7 @@ STAGE = "writeup"
 MAIN_FILE = "template.tex"
 BUILTIN_MAIN = "scientist-paper.tex"
 CITATIONS_FILE = f"{GENERATED_DIR}/citations.json"
+PROVENANCE_FILE = f"{GENERATED_DIR}/provenance.json"  # what code knew of the runs, for a checker of the paper
 TITLE_FILE = f"{GENERATED_DIR}/title.txt"
 SEARCH_LIMIT = 10
 MAX_ISSUES_SHOWN = 12
@@ -118,7 +125,8 @@ def related_work_schema(keys: list[str]) -> type[BaseModel]:
 
 RULES = r"""You are writing a research paper in LaTeX about experiments that have already been run. Rules:
 1. Every experimental number enters the text only as \result{KEY}, with a KEY from the list you are given.
-   Never type a result, a difference or a percentage yourself. Describe the machine only with the macros given.
+   Never type a result, a difference or a percentage yourself: a run's change relative to the baseline is
+   \change{KEY}, computed by code. Describe the machine only with the macros given.
 2. Name runs by what they changed (for example "the run with a larger learning rate"), never "Run 2" or run_2.
 3. Report what the results show. If a change made things worse or made no clear difference, say so plainly;
    never present a worse or unchanged result as an improvement.
@@ -246,6 +254,8 @@ def preflight_latex(template_latex_dir: Path, compiler: Any, work_dir: Path) -> 
     for section in SECTIONS:
         (work_dir / section.file).write_text(f"Placeholder text of {section.heading}.\n")
     (work_dir / TABLE_FILE).write_text("% no results\n")
+    (work_dir / RUNS_TABLE_FILE).write_text("% no runs\n")
+    (work_dir / DISCLOSURE_FILE).write_text(disclosure_tex(["placeholder"]))
     (work_dir / BODY_FILE).write_text(body_tex())
     (work_dir / "references.bib").write_text("")
     result = compiler.compile(work_dir, main)
@@ -274,7 +284,12 @@ class _Writer:
         self.title = idea.title
         self.results: dict[str, ResultValue] = result_values(self.runs, ctx.template.metrics,
                                                              ctx.template.deterministic)
-        self.facts = facts_for_run(ctx)
+        # each run's own machine (a resumed run keeps the one it ran on); the run's recorded facts for a record
+        # that carries none
+        default = facts_for_run(ctx) if any(not run.machine for run in self.runs) else {}
+        self.machines = run_machines(self.runs, default)
+        self.facts = combined_facts(self.machines)
+        self.unimplemented = ""  # why the runs did not implement the idea's proposed change, once prepared
         self.bibliography = Bibliography()
         self.references: dict[str, Paper] = {}
         self.template_entries: dict[str, BibEntry] = {}
@@ -332,7 +347,13 @@ class _Writer:
         self.study = Study(self.runs, self.results, self.baseline, template.description,
                            fixed=[name for name in self.baseline if name in template.fixed_knobs],
                            quick=list(template.quick_knobs) if self.ctx.options.quick else [], facts=self.facts,
-                           knob_notes=self._knob_notes())
+                           machines=machine_count(self.machines), knob_notes=self._knob_notes())
+        self.unimplemented = unimplemented_idea(self.idea, self.runs, [*self.baseline, *self._knob_notes()])
+        if self.unimplemented:
+            self.problem(f"the runs did not implement the idea: {self.unimplemented}; the paper says so and "
+                         "describes only what was run")
+            if not self.feedback:
+                self.title = self.study.title()
         self._allowed_numbers = self._settings_numbers()
 
     def _baseline_knobs(self) -> dict[str, Any]:
@@ -349,8 +370,7 @@ class _Writer:
 
     def _settings_numbers(self) -> set[float]:
         """Numbers prose may state: the runs' settings (knob changes, the template's defaults, run names)."""
-        return (numbers_of(run.knob_changes for run in self.runs) | numbers_of(run_label(r) for r in self.runs)
-                | numbers_of(self.baseline.values()))
+        return settings_numbers(self.runs, self.baseline)
 
     def _read_template_bibliography(self) -> None:
         """The template's own references.bib: entries its skeleton may cite, and the model too."""
@@ -386,7 +406,8 @@ class _Writer:
 
     def rules(self, name: str | None = None) -> SectionRules:
         """What the text of part `name` may hold."""
-        labels = {section.label for section in SECTIONS} | {TABLE_LABEL} | {label for _, _, label in self.figures}
+        labels = {section.label for section in SECTIONS} | {TABLE_LABEL, RUNS_TABLE_LABEL} | \
+            {label for _, _, label in self.figures}
         for text in self.texts.values():
             labels |= labels_in(text)
         return SectionRules(results=self.results, cite_keys=set(self.references) | set(self.template_entries),
@@ -418,7 +439,8 @@ class _Writer:
                        if (comparison := compare_with_baseline(value, self.results))]
         runs = [f"{run_label(run)} {run.description} {json.dumps(run.knob_changes)}" for run in self.runs]
         code = self.code_parts().values() if self.structured else ()
-        return [self.idea.title, self.idea.experiment, self.title, self.feedback or "", *self.texts.values(), *code,
+        idea = [] if self.unimplemented else [self.idea.title, self.idea.experiment]  # not to be restated as done
+        return [*idea, self.title, self.feedback or "", *self.texts.values(), *code,
                 *self.previous.values(), *runs, *comparisons, *(caption for _, caption, _ in self.figures),
                 *(description for _, _, description in self._citable()), *self.facts.values()]
 
@@ -427,15 +449,20 @@ class _Writer:
         return f"; {comparison.describe()}" if comparison else ""
 
     def context(self) -> str:
-        lines = [f"The research idea: {self.idea.title}", f"What was done: {self.idea.experiment}", "",
-                 "The runs (name each by what it changed, never by its number):"]
+        lines = [f"The research idea the runs were planned from (written before any run): {self.idea.title}. "
+                 f"{self.idea.experiment}"]
+        if self.unimplemented:
+            lines.append(f"The runs did not implement it: {self.unimplemented}. Describe only what the runs changed, "
+                         "say plainly that the change the idea proposed was not implemented, and never describe or "
+                         "title the paper as if it had been.")
+        lines += ["", "The runs (name each by what it changed, never by its number):"]
         for run in self.runs:
             label = run_label(run)
-            # a knob-only run is described by code from its record: the plan's prose may misstate the values
-            what = ("the experiment unchanged" if run.index == 0 else " ".join(run.description.split())
-                    if run.code_changed else describe_changes(run.knob_changes, self.baseline))
+            # a run is described by code from its record: the plan's prose may misstate what it changed
+            what = "the experiment unchanged" if run.index == 0 else describe_changes(run.knob_changes, self.baseline)
             changes = f" Changed settings: {json.dumps(run.knob_changes)}." if run.knob_changes else ""
-            code = " Its code was changed." if run.code_changed else ""
+            code = f" Its code differs from the template's: {run.code_diff}." if run.code_diff else \
+                " Its code was changed." if run.code_changed else ""
             lines.append(f"- {label}: {what}.{changes}{code} Result keys start with run{run.index}.")
         lines += ["", "Recorded results. Write each only as \\result{KEY}; the values are shown so you can compare "
                   "them (each metric says which way is better; n: the seeds behind a mean):"]
@@ -454,11 +481,14 @@ class _Writer:
                 spread = f" ({', '.join(about)})" if about else ""
                 lines.append(f"  {names.get(value.run, value.run)}: \\result{{{value.key}}} = {value.plain}{spread}"
                              f"{self._comparison(value)}")
-        lines += ["", "Placed by code in the Results section (refer to them with \\ref):",
-                  f"- {TABLE_LABEL}: the table of every result above"]
+        lines += ["", "Placed by code (refer to them with \\ref):",
+                  f"- {RUNS_TABLE_LABEL}: in the Method section, the table of what each run changed",
+                  f"- {TABLE_LABEL}: in the Results section, the table of every result above"]
         lines += [f"- {label}: {caption}" for _, caption, label in self.figures]
         macros = ", ".join(f"\\{macro} ({value})" for macro, value in env_macros(self.facts).items())
-        lines += ["", f"The machine every run used (write the macros, not their values): {macros}"]
+        which = "The machine every run used" if self.study.machines == 1 else \
+            "The machines the runs used (they differ: each macro gives every machine's value with its runs)"
+        lines += ["", f"{which} (write the macros, not their values): {macros}"]
         citable = self._citable()
         if citable:
             lines += ["", "References you may cite (\\citep{KEY} or \\citet{KEY}; no other keys):"]
@@ -571,10 +601,29 @@ class _Writer:
     def code_parts(self) -> dict[str, str]:
         """The parts of the paper code writes from the records alone (STRUCTURED_LAYOUT names them)."""
         study = self.study
-        return {"abstract": study.abstract(), "opening": study.introduction(), "background": study.background(),
+        notice = self.not_implemented_notices()
+        return {"abstract": notice.get(ABSTRACT, "") + study.abstract(),
+                "opening": notice.get("introduction", "") + study.introduction(), "background": study.background(),
                 "method": study.method(),
                 "setup": study.setup(), "results": study.results([label for _, _, label in self.figures]),
                 "limitations": study.limitations(), "summary": study.conclusion()}
+
+    def not_implemented_notices(self) -> dict[str, str]:
+        """Where the runs did not implement the idea: code's plain statement of it for the abstract and the
+        introduction, so no paper presents the idea's change as done; {} otherwise."""
+        if not self.unimplemented:
+            return {}
+        return {ABSTRACT: f"The idea behind this study proposed a change that these runs did not make: "
+                          f"{latex_escape(self.unimplemented)}. This paper reports only what was run.\n\n",
+                "introduction": "The change this study set out to test was not implemented by any of its runs; "
+                                "Section~\\ref{sec:method} and Table~\\ref{" + RUNS_TABLE_LABEL + "} list what "
+                                "each run changed instead.\n\n"}
+
+    def with_notices(self) -> None:
+        """The free style's abstract and introduction, led by code's not_implemented_notices where they apply."""
+        for name, notice in self.not_implemented_notices().items():
+            if notice.strip() not in self.texts.get(name, ""):
+                self.texts[name] = notice + self.texts.get(name, "")
 
     def without_repeats(self, texts: list[str]) -> list[str]:
         kept, dropped = drop_repeats(texts)
@@ -587,8 +636,8 @@ class _Writer:
     def write_structured(self) -> None:
         """Code writes what the records say; the model adds short pieces, each checked, none repeating another."""
         changed = {name for run in self.runs for name in run.knob_changes}
-        supported = title_is_supported(self.idea.title, " ".join(self._records()),
-                                       unchanged=[name for name in self.baseline if name not in changed])
+        supported = not self.unimplemented and title_is_supported(
+            self.idea.title, " ".join(self._records()), unchanged=[name for name in self.baseline if name not in changed])
         self.title = self.study.title(self.idea.title if supported else "")
         code = self.code_parts()
         self.texts = {ABSTRACT: code["abstract"]}  # the paper so far, for the citation rounds
@@ -613,7 +662,10 @@ class _Writer:
 
     def _idea_told(self) -> str:
         """The idea's title and plan, less the sentences code's checks delete (terms nothing recorded, such as
-        "3D" for 2-D data): a small model repeats what its prompt says."""
+        "3D" for 2-D data): a small model repeats what its prompt says. Nothing where the runs did not implement
+        the idea: its words would be written up as if they had."""
+        if self.unimplemented:
+            return ""
         return repair_section(f"{self.idea.title}. {self.idea.experiment}", self.rules())[0].strip()
 
     def write_piece(self, name: str, schema: type[BaseModel], task: str) -> str:
@@ -786,6 +838,8 @@ class _Writer:
     def write_free(self) -> None:
         """The model writes every section, checked and repaired by code; repeats of earlier sections go."""
         self.write_title_abstract()
+        if self.unimplemented:  # the model's title would name the idea's change: code's names what was run
+            self.title = self.study.title()
         self.find_citations()
         for name in WRITING_ORDER:
             self.write_section(name)
@@ -794,6 +848,7 @@ class _Writer:
         for name, before, text in zip(names, written, self.without_repeats(written)):
             shortened = text != before and len(text.strip()) < MIN_SECTION_CHARS
             self.texts[name] = self.fallback_text(name, "only repeats were left of the") if shortened else text
+        self.with_notices()
 
     def write_section(self, name: str) -> None:
         self.report(f"{_heading(name)}")
@@ -831,9 +886,12 @@ class _Writer:
         for section in SECTIONS:
             (d / section.file).write_text(self.texts.get(section.name, ""))
         (d / TABLE_FILE).write_text(results_table_tex(self.runs, self.results))
+        (d / RUNS_TABLE_FILE).write_text(runs_table_tex(self.runs, self.baseline))
+        (d / DISCLOSURE_FILE).write_text(disclosure_tex(self.models()))
+        (d / PROVENANCE_FILE).write_text(json.dumps(self.provenance(), indent=1))
         figures = [figure_tex(file, caption, label) for file, caption, label in self.figures]
-        shown = [section for section in SECTIONS  # a section without text is left out; Results has the table
-                 if section.name == "results" or self.texts.get(section.name, "").strip()]
+        shown = [section for section in SECTIONS  # a section without text is left out; Method and Results have tables
+                 if section.name in ("method", "results") or self.texts.get(section.name, "").strip()]
         (d / BODY_FILE).write_text(body_tex(shown, figures))
         searched = {entry.key: entry for entry in parse_bibtex(self.bibliography.render())}
         entries = []
@@ -842,6 +900,20 @@ class _Writer:
             if entry is not None:
                 entries.append(entry.render())
         (d / "references.bib").write_text("\n".join(entries))
+
+    def models(self) -> list[str]:
+        """The models that wrote the paper and planned its runs: those the run's ledger records answering, the
+        reviewers' apart; the configured model where the ledger has none."""
+        rows = self.ctx.store.models_by_stage(self.ctx.run_id)
+        used = [row["model"] for row in rows if not row["stage"].startswith("review")]
+        return list(dict.fromkeys(used)) or [m for m in (self.ctx.options.model or self.ctx.settings.model,) if m]
+
+    def provenance(self) -> dict[str, Any]:
+        """What code knew of the runs when it wrote the paper (generated/provenance.json), for a checker of it."""
+        return {"idea": self.idea.name, "idea_not_implemented": self.unimplemented, "models": self.models(),
+                "runs": [{"index": run.index, "label": run_label(run), "knob_changes": run.knob_changes,
+                          "code_diff": run.code_diff, "machine": dict(machine)}
+                         for run, (_, machine) in zip(self.runs, self.machines)]}
 
     # -- compiling --------------------------------------------------------------------------------------------
 
@@ -945,12 +1017,71 @@ class _Writer:
 
     # -- all of it ------------------------------------------------------------------------------------------
 
+    # -- the whole paper's check ------------------------------------------------------------------------------
+
+    def evidence(self) -> Evidence:
+        """What the host recorded, which every item of the paper must trace to (claims.py)."""
+        try:
+            work = frozenset(self.ctx.template.quick_knobs)
+        except Exception:  # as for _baseline_knobs: no knob model, no knobs that set the amount of work
+            work = frozenset()
+        return Evidence(runs=self.runs, facts=self.facts, baseline=self.baseline,
+                        description=self.ctx.template.description, work_knobs=work,
+                        template_keys=frozenset(self.template_entries),
+                        prompt_ngrams=self.rules().prompt_ngrams | instruction_ngrams(),
+                        metrics=self.ctx.template.metrics, deterministic=self.ctx.template.deterministic)
+
+    def check_claims(self) -> CheckReport:
+        """The assembled paper, checked as a whole: its model-written sentences that fail go back to the model once
+        with their problems (the free style with fix rounds; the structured style's pieces were checked one by
+        one); what still fails is removed by code; a failing title or caption becomes code's."""
+        files = {section.file: section.name for section in SECTIONS} | {ABSTRACT_FILE: ABSTRACT}
+        self.write_sources()
+        report = check_paper(self.latex_dir, self.evidence())
+        by_name: dict[str, list] = {}
+        for item in report.problems:
+            if item.file in files and item.start >= 0:
+                by_name.setdefault(files[item.file], []).append(item)
+        if by_name and not self.structured and self.ctx.options.writeup_fix_rounds:
+            for name, items in by_name.items():
+                text = self.texts.get(name, "")
+                answer = self.ask([*self.opening(name), Message(role="assistant", content=text), Message(
+                    role="user", content=f"Checking the whole paper against the records found these problems in "
+                    f"your {_heading(name)}:\n{_bullets([f'{i.problem}: {i.text}' for i in items])}\nRewrite the "
+                    "whole text fixing them, changing nothing else.")], SectionText)
+                if answer is not None and answer.latex.strip():
+                    self.texts[name] = normalize_text(answer.latex)
+            self.write_sources()
+            report = check_paper(self.latex_dir, self.evidence())
+        removed = 0
+        for name in {files[item.file] for item in report.problems if item.file in files and item.start >= 0}:
+            spans = [(item.start, item.end) for item in report.problems if files.get(item.file) == name
+                     and item.start >= 0]
+            self.texts[name] = remove_sentences(self.texts[name], spans)
+            removed += len(spans)
+            if len(self.texts[name].strip()) < MIN_SECTION_CHARS and name != ABSTRACT:
+                self.texts[name] = self.fallback_text(name, "the whole paper's check left nothing of the")
+        for item in report.problems:
+            if item.fault == "title_claim":
+                self.title = self.study.title()
+            elif item.fault == "caption_claim":
+                self.figures = [(file, f"{Path(file).stem.replace('-', ' ')} for every run."
+                                 if latex_escape(caption) == item.text else caption, label)
+                                for file, caption, label in self.figures]
+        if removed or report.problems:
+            self.report(f"claims: {len(report.problems)} problem(s) left after the model's round; {removed} "
+                        "sentence(s) removed by code")
+            self.write_sources()
+            report = check_paper(self.latex_dir, self.evidence())
+        return report
+
     def run(self) -> WriteupResult:
         self.prepare()
         if self.structured:
             self.write_structured()
         else:
             self.write_free()
+        self.check_claims()
         pdf = self.compile()
         final: Path | None = None
         if pdf is not None:
@@ -958,11 +1089,13 @@ class _Writer:
             copy_out(pdf.parent, pdf.name, final)  # the compile ran model-written TeX: take the PDF back as output
             self.ctx.store.add_artifact(self.ctx.run_id, "paper", final, {
                 "idea": self.idea.name, "title": self.title, "citations": len(self.cited()),
-                "fix_rounds": self.fix_rounds_used, "problems": self.problems, "improved": bool(self.feedback)})
+                "fix_rounds": self.fix_rounds_used, "problems": self.problems, "improved": bool(self.feedback),
+                "idea_not_implemented": self.unimplemented})
         self.report(f"{'PDF ' + str(final) if final else 'no PDF'}; {len(self.cited())} reference(s), "
                     f"{len(self.problems)} problem(s)")
         return WriteupResult(pdf_path=final, latex_dir=self.latex_dir, citations=len(self.cited()),
-                             fix_rounds_used=self.fix_rounds_used, problems=self.problems)
+                             fix_rounds_used=self.fix_rounds_used, problems=self.problems,
+                             idea_not_implemented=self.unimplemented)
 
 
 def _describe(number: int, paper: Paper) -> str:
@@ -1003,6 +1136,13 @@ class LatexWriter(Writer):
         return [f"latex/{MAIN_FILE}: {problem}" for problem in skeleton_problems(tex)] + (
             [f"latex/{MAIN_FILE} cites {', '.join(missing)}, which latex/references.bib does not hold"]
             if missing else [])
+
+    def check_paper(self, ctx: RunContext, latex_dir: Path) -> PaperCheck:
+        """claims.check_paper over the paper in `latex_dir`, against the records of its run (scientist check)."""
+        from scientist_paper.evidence import evidence_for
+
+        report = check_paper(latex_dir, evidence_for(latex_dir, ctx.template, ctx.options.quick))
+        return PaperCheck(items=len(report.items), problems=report.problem_lines(), report=report.json())
 
     def write(self, ctx: RunContext, idea: Idea, workspace: Path, runs: list[RunRecord], figures: list[Figure],
               feedback: str | None = None) -> WriteupResult:

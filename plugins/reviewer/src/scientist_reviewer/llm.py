@@ -16,6 +16,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,9 @@ PAPER_PROMPT = """\
 <paper>
 {paper}
 </paper>"""
+
+# what the paper's check against the experiment records (`scientist check`) found, after the paper
+CHECK_PROMPT = "\n\nAn automatic check of this paper against its experiment records found these problems:\n"
 
 REFLECTION_PROMPT = """\
 Reflection {round} of {rounds}. Reread the paper and your latest review, and check it: is every weakness \
@@ -244,8 +248,9 @@ class LLMReviewer(Reviewer):
             self._examples = load_examples(self.config.examples_dir or EXAMPLES_DIR)[: self.config.fewshot]
         return self._examples
 
-    def prompt(self, paper_text: str) -> list[Message]:
-        """The first request of every ensemble member: the guide, the examples, the paper."""
+    def prompt(self, paper_text: str, problems: Sequence[str] = ()) -> list[Message]:
+        """The first request of every ensemble member: the guide, the examples, the paper, and what the paper's
+        check against its experiment records found."""
         limit = self.config.max_paper_chars
         if limit and len(paper_text) > limit:
             paper_text = paper_text[:limit] + f"\n[... the rest of the paper, {len(paper_text) - limit} " \
@@ -255,8 +260,9 @@ class LLMReviewer(Reviewer):
             intro = EXAMPLE_INTRO if number == 1 else "Another worked example:"
             examples += (f"{intro}\n\n<example_paper>\n{example.paper}\n</example_paper>\n\n"
                          f"<example_review>\n{_as_json(example.review)}\n</example_review>\n\n")
+        found = CHECK_PROMPT + "\n".join(f"- {problem}" for problem in problems) if problems else ""
         return [Message(role="system", content=SYSTEM_PROMPT),
-                Message(role="user", content=PAPER_PROMPT.format(examples=examples, paper=paper_text.strip()))]
+                Message(role="user", content=PAPER_PROMPT.format(examples=examples, paper=paper_text.strip()) + found)]
 
     # -- one reviewer ------------------------------------------------------------------------------------
 
@@ -277,20 +283,20 @@ class LLMReviewer(Reviewer):
 
     # -- the whole review ----------------------------------------------------------------------------------
 
-    def review_file(self, path: Path, chat: "Chat") -> ReviewResult:
+    def review_file(self, path: Path, chat: "Chat", problems: Sequence[str] = ()) -> ReviewResult:
         """Review the paper at `path`: a PDF's text by PyMuPDF, or a .txt / .md / .tex file as it is."""
         from scientist_reviewer.pdf_text import paper_text
 
-        return self.review(paper_text(path), chat)
+        return self.review(paper_text(path), chat, problems)
 
-    def review(self, paper_text: str, chat: "Chat") -> ReviewResult:
+    def review(self, paper_text: str, chat: "Chat", problems: Sequence[str] = ()) -> ReviewResult:
         from scientist_core import BudgetExceeded, LLMNotReady
 
         start = time.monotonic()
         tally = _Tally()
         size = self.config.ensemble
         temperature = self.config.temperature if size == 1 else self.config.ensemble_temperature
-        messages = self.prompt(paper_text)
+        messages = self.prompt(paper_text, problems)
         forks = [tally.fork(chat, stage=chat.stage, temperature=temperature) for _ in range(size)]
 
         def one(fork: "Chat") -> Review | BaseException:

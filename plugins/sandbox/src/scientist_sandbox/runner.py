@@ -234,6 +234,10 @@ def _exposures(workdir: Path) -> list[str]:
     paths = {workdir, Path(executable).parent, Path(os.path.realpath(executable)).parent}
     for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
         paths.add(Path(prefix))
+    # the interpreter's library folders outside its prefixes: those a .pth file adds (a virtual environment
+    # layered on another one, as a template author's test environment is); read-only like the rest
+    paths.update(Path(entry) for entry in sys.path
+                 if Path(entry).name in ("site-packages", "dist-packages") and os.path.isdir(entry))
     return sorted({os.path.realpath(path) for path in paths})
 
 
@@ -664,6 +668,7 @@ class _Run:
             stdout_tail=_tail(self.stdout_path, self.tail_chars),
             stderr_tail=_tail(self.stderr_path, self.tail_chars),
             isolation=isolation,
+            gpus_visible=_sandbox_env(self.limits, self.id, self.scratch).get("CUDA_VISIBLE_DEVICES"),
             notes=notes,
         )
 
