@@ -51,11 +51,12 @@ _ON_FIRST_USE = {
 __all__ = [
     "ACCEPT_UNISOLATED", "CodeChange", "CodeRequest", "Coder", "CompileResult", "Compiler", "Completion", "Config",
     "DatasetResult", "ExecutionResult", "Executor", "ExperimentError", "FinalInfo", "Idea", "LATEX_SKELETON", "LLM",
-    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "Metric", "ModelInfo", "Paper", "PaperCheck", "PathError",
-    "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
-    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template", "UntrustedOutput",
-    "Usage", "WriteupResult", "Writer", "better_direction", "copy_out", "first_problem", "hookimpl", "measures_time",
-    "read_bytes", "resolve_metric", "search_with_fallback", "write_atomic", "write_into",
+    "LOG_DIR_NAME", "Limits", "LiteratureError", "Message", "Metric", "ModelInfo", "Paper", "PaperCheck",
+    "PathError", "PluginError", "Readiness", "Review", "ReviewResult", "Reviewer", "SandboxError", "ScientistError",
+    "SearchRateLimited", "SearchUnavailable", "Searcher", "SettingsError", "StoreError", "Template",
+    "UntrustedOutput", "Usage", "WriteupResult", "Writer", "better_direction", "copy_out", "first_problem",
+    "hookimpl", "measures_time", "read_bytes", "resolve_metric", "search_with_fallback", "write_atomic",
+    "write_into",
     *sorted(_ON_FIRST_USE),
 ]
 

@@ -22,7 +22,7 @@ from scientist_paper.checks import (
     sentence_bounds, word_ngrams,
 )
 from scientist_paper.latex import (
-    ABSTRACT_FILE, BODY_FILE, GENERATED_DIR, META_FILE, SECTIONS, TABLE_FILE, TABLE_LABEL, env_macros,
+    ABSTRACT_FILE, BODY_FILE, GENERATED_DIR, META_FILE, SECTIONS, RUNS_TABLE_FILE, TABLE_FILE, env_macros,
     latex_escape,
 )
 from scientist_paper.repairs import settings_numbers
@@ -102,7 +102,7 @@ class Evidence:
     idea_text: str = ""                       # the idea's title and plan, as generated before any run
     prompt_ngrams: frozenset[tuple[str, ...]] = frozenset()  # the instructions a model was given
     metrics: Mapping[str, Any] = field(default_factory=dict)  # the template's declared metrics (Template.metrics)
-    deterministic: bool = False               # the template's runs give the same numbers every time
+    deterministic: bool = False                                # Template.deterministic: comparisons are exact
 
     @property
     def results(self) -> dict[str, ResultValue]:
@@ -250,9 +250,9 @@ class _Checker:
 
     def run(self) -> list[Item]:
         body = self.read(BODY_FILE) or ""
-        labels = labels_in(body) | {TABLE_LABEL}
         texts = {name: text for name in PROSE_FILES if (text := self.read(name)) is not None}
-        for text in texts.values():
+        labels = labels_in(body)  # and those of code's tables, and any a section defines
+        for text in [self.read(TABLE_FILE) or "", self.read(RUNS_TABLE_FILE) or "", *texts.values()]:
             labels |= labels_in(text)
         rules = self.rules(labels)
         self.check_meta()
