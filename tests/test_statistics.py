@@ -158,5 +158,6 @@ def test_with_three_seeds_and_a_real_effect_the_paper_says_better_and_worse(make
     assert (r"The \emph{learning\_rate=0.03} variant was clearly better than the baseline in val accuracy on spirals "
             r"(\result{run1.spirals.val_accuracy}) and val loss on spirals (\result{run1.spirals.val_loss}).") \
         in conclusion
-    assert (r"The \emph{hidden\_size=8} variant was worse in val accuracy on spirals (\result{run2.spirals.val_accuracy})"
-            r" and val loss on spirals (\result{run2.spirals.val_loss}).") in conclusion
+    assert (r"The \emph{hidden\_size=8} variant was worse in val accuracy on spirals "
+            r"(\result{run2.spirals.val_accuracy}) and val loss on spirals (\result{run2.spirals.val_loss}).") \
+        in conclusion

@@ -111,7 +111,8 @@ class TestDiffusionTemplate(TemplateContract):
         info = read_final_info(cli_baseline)
         assert list(info.datasets) == DATASETS
         for result in info.datasets.values():
-            assert set(result.means) == METRIC_NAMES
+            assert set(result.means) == set(result.stderrs) == METRIC_NAMES
+            assert result.n == template.quick_knobs["num_seeds"] == 2
             assert all(np.isfinite(value) for value in result.means.values())
             assert result.means["training_time"] > 0 and result.means["inference_time"] > 0
         with np.load(cli_baseline / "all_results.npz") as arrays:

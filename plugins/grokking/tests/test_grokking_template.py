@@ -207,7 +207,7 @@ class TestGrokkingTemplate(TemplateContract):
         info = read_final_info(cli_baseline)
         assert list(info.datasets) == ["x_plus_y"]
         result = info.datasets["x_plus_y"]
-        assert set(result.means) == set(result.stderrs) == METRIC_NAMES
+        assert set(result.means) == set(result.stderrs) == METRIC_NAMES and result.n == 2
         assert all(np.isfinite(value) for value in [*result.means.values(), *result.stderrs.values()])
         steps = template.quick_knobs["steps"]
         with np.load(cli_baseline / "all_results.npz") as arrays:
