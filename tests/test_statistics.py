@@ -74,6 +74,19 @@ def test_a_deterministic_template_compares_exactly():
     assert same.direction == "same" and not same.clear
 
 
+
+def test_integer_metrics_stay_integers_and_a_deterministic_one_shows_no_plus_minus():
+    """Counts (a peak day, steps to a target) print as 25, not 25.0; a deterministic template records one value
+    per run and its table cell is that value alone."""
+    base = record(0, {}, {"outbreak_peak_day": 25.0, "peak_infected": 0.1234}, n=1)
+    run = record(1, {"lockdown_days": 60}, {"outbreak_peak_day": 31.0, "peak_infected": 0.0987}, n=1)
+    values = result_values([base, run], deterministic=True)
+    assert (values["run0.spirals.outbreak_peak_day"].plain, values["run1.spirals.outbreak_peak_day"].plain) == \
+        ("25", "31")
+    assert values["run0.spirals.peak_infected"].plain == "0.123"
+    table = results_table_tex([base, run], values)
+    assert r"\pm" not in table and r"\result{run1.spirals.outbreak_peak_day} &" in table
+
 # -- which way a metric improves ----------------------------------------------------------------------------------
 
 def test_a_declared_metric_is_compared_by_its_declaration_and_an_undeclared_one_by_its_name_with_a_warning(caplog):

@@ -49,11 +49,12 @@ class ResultValue:
 
 
 def _decimals(values: Sequence[float]) -> int | None:
-    """Decimals for one metric across runs: 3 significant digits of the largest value, at least 2 of the
-    smallest, more (up to 3 extra) where different values would print the same; None: scientific notation."""
+    """Decimals for one metric across runs: none when every value is an integer; else 3 significant digits of the
+    largest value, at least 2 of the smallest, more (up to 3 extra) where different values would print the same;
+    None: scientific notation."""
     magnitudes = [abs(v) for v in values if math.isfinite(v) and v != 0]
-    if not magnitudes:
-        return 0
+    if not magnitudes or all(v.is_integer() for v in values if math.isfinite(v)):
+        return 0  # counts (steps to a target, a peak day) stay integers: 25, not 25.0
     top, bottom = max(magnitudes), min(magnitudes)
     if top >= 1e6 or top < 1e-3:
         return None
