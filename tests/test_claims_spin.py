@@ -93,3 +93,16 @@ def test_the_free_style_sends_the_whole_papers_problems_back_once_then_removes_t
     conclusion = (result.latex_dir / "generated" / "sec-conclusion.tex").read_text()
     assert "outperforms" not in conclusion and "Future work should vary the learning rate" in conclusion
     assert result.pdf_path is not None
+
+
+def test_comparisons_said_in_several_words_are_claims_whatever_their_hedges():
+    """A real main-job paper said "the quadratic beta schedule might be more suitable for circle, line and moons"
+    where it was worse: a comparison in several words, hedged, is still a claim about the result."""
+    knobs = [("beta", "schedule")]
+    for sentence, claim in (("This suggests that the quadratic beta schedule might be more suitable for circle.",
+                             "better"),
+                            ("The wider denoiser is well suited to the moons data.", "better"),
+                            ("It may perform poorly on dino due to its noise patterns.", "worse"),
+                            ("The variant appears less effective on the line dataset.", "worse")):
+        assert claims_in(sentence, knobs).get(claim), sentence
+    assert not claims_in("The schedule was not more suitable for any dataset.", knobs).get("better")

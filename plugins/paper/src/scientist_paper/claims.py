@@ -191,11 +191,20 @@ def _knob_word_spans(words: Sequence[str], knobs: Iterable[Sequence[str]]) -> se
     return near
 
 
+# comparisons said in several words ("more suitable", "performs well"), read as the one word they amount to
+_PHRASES = ((re.compile(r"\bmore\s+(?:suitable|effective|efficient|accurate|stable|robust|reliable|useful)\b|"
+                        r"\bwell[-\s]suited\b|\bperform\w*\s+(?:well|strongly)\b", re.IGNORECASE), "better"),
+            (re.compile(r"\b(?:less|poorly)\s+(?:suitable|suited|effective|efficient|accurate|stable|robust|"
+                        r"reliable|useful)\b|\bperform\w*\s+(?:poorly|badly)\b", re.IGNORECASE), "worse"))
+
+
 def claims_in(sentence: str, knobs: Sequence[Sequence[str]]) -> dict[str, bool]:
     """What a sentence claims about a result: better / worse / lower / higher / significant, each True when said
     plainly; a direction word next to a knob's name is about the setting and left out; a negated one says
     nothing."""
     plain = _NOT_CLAIMS.sub(lambda m: " " * len(m.group()), sentence)
+    for pattern, word in _PHRASES:  # the same length, so positions still match the sentence
+        plain = pattern.sub(lambda m, word=word: word.ljust(len(m.group())), plain)
     words = [(m.group().lower(), m.start()) for m in re.finditer(r"[A-Za-z0-9']+", plain)]
     near = _knob_word_spans([w for w, _ in words], knobs)
     said: dict[str, bool] = {}
