@@ -15,15 +15,17 @@ V1_RESULTS = {"circle": {"means": {"loss_mean": 0.5}, "stderrs": {"loss_stderr":
                          "final_info_dict": {"loss": [0.4, 0.6]}}}
 
 
-def template_without_knobs_model(name: str) -> str:
-    """A plugin module registering template `name` whose knobs the core reads from its experiment.py."""
+def template_without_knobs_model(name: str, metrics: str = "{}") -> str:
+    """A plugin module registering template `name` whose knobs the core reads from its experiment.py, declaring
+    `metrics` (Python source of a dict of Metric)."""
     return f'''
         from pathlib import Path
-        from scientist_core import Template, hookimpl
+        from scientist_core import Metric, Template, hookimpl
 
         class T(Template):
             name = {name!r}
             description = "a test template"
+            metrics = {metrics}
 
             def files_dir(self):
                 return Path(__file__).parent / {name!r}
@@ -34,9 +36,9 @@ def template_without_knobs_model(name: str) -> str:
     '''
 
 
-def install_template(site, name: str, experiment: str):
+def install_template(site, name: str, experiment: str, metrics: str = "{}"):
     make_distribution(site, f"{name}-template", "0.1", {name: f"{name}_plugin"},
-                      {f"{name}_plugin": template_without_knobs_model(name)})
+                      {f"{name}_plugin": template_without_knobs_model(name, metrics)})
     (site / name).mkdir()
     (site / name / "experiment.py").write_text(experiment)
     return site
@@ -49,14 +51,33 @@ def install_template(site, name: str, experiment: str):
     (json.dumps(V1_RESULTS), "circle.final_info_dict: Extra inputs are not permitted"),
 ], ids=["nan", "inf", "empty", "v1-shape"])
 def test_results_that_break_the_contract_fail_the_baseline_in_one_line(tmp_path, scientist_env, results, problem):
-    experiment = ("import sys\nfrom pathlib import Path\nfrom pydantic import BaseModel\n\n"
-                  "class Knobs(BaseModel):\n    steps: int = 1\n\n"
-                  f"out = Path(sys.argv[2])\nout.mkdir(exist_ok=True)\n(out / 'final_info.json').write_text({results!r})\n")
+    experiment = writes_results(results)
     site = install_template(tmp_path / "site", "badresults", experiment)
     result = run_cli("baseline", "badresults", "--out", "out", env={"PYTHONPATH": str(site)}, cwd=scientist_env)
     assert result.returncode == 1, result.stdout
     assert result.stderr.count("\n") == 1, result.stderr
     assert "run_0/final_info.json is not {dataset: {means:" in result.stderr and problem in result.stderr
+
+
+@pytest.mark.parametrize("results, problem", [
+    ('{"seir": {"means": {"peak_day": 31}}}', "dataset 'seir' lacks the declared metric(s) peak_infected"),
+    ('{"seir": {"means": {"peak_day": 31, "peak_infected": 0.2, "r0": 2.5}}}',
+     "dataset 'seir' writes the undeclared metric(s) r0"),
+], ids=["missing", "undeclared"])
+def test_results_that_disagree_with_the_declared_metrics_fail_the_baseline_in_one_line(tmp_path, scientist_env,
+                                                                                         results, problem):
+    declared = '{"peak_day": Metric(direction="lower"), "peak_infected": Metric(direction="lower")}'
+    site = install_template(tmp_path / "site", "seirlike", writes_results(results), declared)
+    result = run_cli("baseline", "seirlike", "--out", "out", env={"PYTHONPATH": str(site)}, cwd=scientist_env)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert problem in result.stderr
+
+
+def writes_results(results: str) -> str:
+    """An experiment.py writing `results` as its final_info.json."""
+    return ("import sys\nfrom pathlib import Path\nfrom pydantic import BaseModel\n\n"
+            "class Knobs(BaseModel):\n    steps: int = 1\n\n"
+            f"out = Path(sys.argv[2])\nout.mkdir(exist_ok=True)\n(out / 'final_info.json').write_text({results!r})\n")
 
 
 def test_an_experiment_parsing_arguments_at_module_level_does_not_break_the_listing(tmp_path, scientist_env):

@@ -143,7 +143,7 @@ def test_from_v1_lists_exactly_what_the_check_still_finds(tmp_path):
     to_do = [line.removeprefix("to do: ") for line in ported.stderr.splitlines() if line.startswith("to do: ")]
     assert [line.split(":")[0] for line in to_do] == ["seed_ideas.json", "plot.py reads the current folder, not "
                                                       "the run folders it is given (`python plot.py run_0 run_1 ...`)",
-                                                      "latex/"]
+                                                      "latex/", "plugin.py"]
     files = tmp_path / "pkg" / "src" / "scientist_toy_fit" / "template"
     assert (files / "v1_experiment.py").read_text() == textwrap.dedent(V1_EXPERIMENT)
     assert json.loads((files / "seed_ideas.json").read_text())[0]["Knobs"] == ["learning_rate"]

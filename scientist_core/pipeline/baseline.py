@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from scientist_core.errors import ExperimentError
+from scientist_core.models import FinalInfo
 from scientist_core.pipeline.context import LOGS_DIR, SANDBOX_DIR, configured_plugin, new_run_id
 from scientist_core.pipeline.execution import RunOutcome, execute_run, probe_isolation, run_limits
 from scientist_core.plugins import PluginHost
 from scientist_core.settings import Settings
 from scientist_core.store import Store
+from scientist_core.template import Template
 
 STAGE = "baseline"
 
@@ -43,4 +45,21 @@ def run_baseline(host: PluginHost, settings: Settings, template_name: str, quick
         last = f" (last stderr line: {tail[-1][:200]})" if tail else ""
         raise ExperimentError(f"baseline of {template.name!r}: {outcome.problem}{last}",
                               f"full log: {outcome.execution.stderr_path}")
+    problem = undeclared_metrics(template, outcome.results)
+    if problem:
+        raise ExperimentError(f"baseline of {template.name!r}: {problem}",
+                              "make the template's `metrics` and what experiment.py writes agree")
     return outcome
+
+
+def undeclared_metrics(template: Template, results: FinalInfo) -> str:
+    """Where a template that declares its metrics and its baseline's final_info.json disagree, in one line: a
+    declared metric a dataset lacks, or one it writes undeclared; "" when they agree or nothing is declared."""
+    declared = set(template.metrics)
+    for dataset, result in results.datasets.items() if declared else ():
+        missing, extra = sorted(declared - set(result.means)), sorted(set(result.means) - declared)
+        if missing or extra:
+            what = [f"lacks the declared metric(s) {', '.join(missing)}"] if missing else []
+            what += [f"writes the undeclared metric(s) {', '.join(extra)}"] if extra else []
+            return f"final_info.json: dataset {dataset!r} {' and '.join(what)}"
+    return ""

@@ -179,10 +179,22 @@ def from_v1(source: Path, names: PackageNames, root: Path) -> list[str]:
     if (source / "latex").is_dir():
         left.append("latex/: not converted: papers start from scientist's skeleton (scientist_core/latex_skeleton); "
                     "copy into src/.../template/latex/ only what your layout changes, e.g. references.bib")
+    left.append(_undeclare_metrics(layout["source"] / "plugin.py"))
     allowed = sorted(_third_party_imports([files / "experiment.py", files / "plot.py"]))
     (layout["tests"] / f"test_{names.name}_template.py").write_text(
         TEST.format(name=names.name, package=names.package, class_name=names.class_name, allowed=set(allowed)))
     return left
+
+
+def _undeclare_metrics(plugin: Path) -> str:
+    """The starter's metric declarations taken out of the ported plugin.py (the original's metrics are known only
+    once it runs); returns the to-do line that asks for the real ones."""
+    text = plugin.read_text()
+    start, end = text.index("    metrics = {\n"), text.index("    }\n", text.index("    metrics = {\n")) + 6
+    plugin.write_text(text[:start] + "    metrics: dict[str, Metric] = {}  # declare what final_info.json writes\n"
+                      + text[end:])
+    return ("plugin.py: declare the metrics the experiment writes (`metrics = {\"name\": Metric(direction=...)}`; "
+            "`scientist baseline NAME` shows them): until then their direction is guessed from their names")
 
 
 def _seed_ideas(source: Path, files: Path, knob_names: list[str]) -> list[str]:
