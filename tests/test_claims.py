@@ -160,6 +160,10 @@ FAULTS = [
      RESULTS, "percentage"),
     ("made-up seeds", append(SETUP, lambda p: "All results are averaged over 10 random seeds."), SETUP,
      "typed_number"),
+    ("made-up seeds in words", append(SETUP, lambda p: "All results are averaged over ten random seeds."), SETUP,
+     "typed_number"),
+    ("miscounted datasets in words", append(INTRO, lambda p: "We evaluate on seven datasets of points."), INTRO,
+     "typed_number"),
     ("claim without a result", append(INTRO, lambda p: "The wider network clearly outperforms the baseline on "
                                       "every dataset."), INTRO, "untraced_claim"),
     ("wrong direction", append(RESULTS, lambda p: "The wider network lowered it to \\result{%s}." % key_where(

@@ -153,6 +153,11 @@ _METRIC_WORDS = {"validation": "val", "evaluation": "eval", "losses": "loss", "a
 _OUR_RUNS = re.compile(r"\b(?:baseline|variants?|runs?|we|our|proposed|method|approach)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"\bwhether\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"\b(?:only when|only if|counts? as|unless|whether)\b", re.IGNORECASE)
+_NUMBER_WORDS = {word: value for value, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100}
+_WORD_NUMBER = re.compile(rf"\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
+_CRITERION = re.compile(r"\s+or\s+(?:more|fewer|less)\b", re.IGNORECASE)
 _CHANGE = re.compile(r"\\change\s*\{([^{}]*)\}")
 _WINDOW = 3
 # what check_section finds that this checker takes as it is; the rest (numbers, claims, citations, repeats) it
@@ -350,7 +355,8 @@ class _Checker:
     def check_numbers(self, name: str, text: str, stripped: str, rules: SectionRules) -> None:
         prose = prose_of(stripped)
         counts = {float(len(self.evidence.variants)), float(len(self.evidence.runs)), float(len(self.datasets)),
-                  float(len(self.metrics))}
+                  float(len(self.metrics))} | {float(result.n) for run in self.evidence.runs
+                                               for result in run.results.datasets.values() if result.n}
         for match in _NUMBER.finditer(prose):
             token, percent = match.group(1), bool(match.group(2))
             number, at = float(token), match.start()
@@ -377,6 +383,17 @@ class _Checker:
                 item(problem=f"\"{written}{unit.group()}\" states an amount no record holds", fault="typed_number")
             else:
                 item(trace="an integer that states no measurement")
+        for match in _WORD_NUMBER.finditer(prose):  # "ten random seeds", "three datasets": amounts in words
+            unit = _UNIT.match(prose, match.end())
+            if unit is None or _CRITERION.match(prose, unit.end()):
+                continue  # "one of the runs"; "two seeds or more" states a criterion, not an amount
+            number, written = float(_NUMBER_WORDS[match.group().lower()]), match.group() + unit.group()
+            if number in counts or any(abs(number - allowed) < 1e-12 for allowed in rules.allowed_numbers):
+                self.add("number", name, written, match.start(), trace="a count of the records or a knob value",
+                         end=unit.end(), source=text)
+            else:
+                self.add("number", name, written, match.start(), problem=f"\"{' '.join(written.split())}\" states "
+                         "an amount no record holds", fault="typed_number", end=unit.end(), source=text)
         for match in RESULT.finditer(stripped):
             value = self.results.get(match.group(1).strip())
             if value is not None:
