@@ -162,7 +162,7 @@ FAULTS = [
      "typed_number"),
     ("made-up seeds in words", append(SETUP, lambda p: "All results are averaged over ten random seeds."), SETUP,
      "typed_number"),
-    ("miscounted datasets in words", append(INTRO, lambda p: "We evaluate on seven datasets of points."), INTRO,
+    ("miscounted datasets in words", append(INTRO, lambda p: "We evaluate on four datasets of points."), INTRO,
      "typed_number"),
     ("claim without a result", append(INTRO, lambda p: "The wider network clearly outperforms the baseline on "
                                       "every dataset."), INTRO, "untraced_claim"),

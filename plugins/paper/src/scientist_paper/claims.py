@@ -355,8 +355,7 @@ class _Checker:
     def check_numbers(self, name: str, text: str, stripped: str, rules: SectionRules) -> None:
         prose = prose_of(stripped)
         counts = {float(len(self.evidence.variants)), float(len(self.evidence.runs)), float(len(self.datasets)),
-                  float(len(self.metrics))} | {float(result.n) for run in self.evidence.runs
-                                               for result in run.results.datasets.values() if result.n}
+                  float(len(self.metrics))}
         for match in _NUMBER.finditer(prose):
             token, percent = match.group(1), bool(match.group(2))
             number, at = float(token), match.start()
@@ -371,6 +370,11 @@ class _Checker:
             elif percent:
                 item(problem=f"{written} is a typed percentage; a relative change is \\change{{KEY}}, computed by "
                      "code from two recorded results", fault="percentage")
+            elif unit and self.counted(unit.group()) is not None:
+                if number in self.counted(unit.group()):
+                    item(trace=f"the recorded number of {unit.group().split()[-1]}")
+                else:
+                    item(problem=f"\"{written}{unit.group()}\" is not what the records hold", fault="typed_number")
             elif any(abs(number - allowed) < 1e-12 for allowed in rules.allowed_numbers):
                 item(trace="a knob value of the executed plan")
             elif "." in token:
@@ -388,7 +392,9 @@ class _Checker:
             if unit is None or _CRITERION.match(prose, unit.end()):
                 continue  # "one of the runs"; "two seeds or more" states a criterion, not an amount
             number, written = float(_NUMBER_WORDS[match.group().lower()]), match.group() + unit.group()
-            if number in counts or any(abs(number - allowed) < 1e-12 for allowed in rules.allowed_numbers):
+            counted = self.counted(unit.group())
+            if number in counted if counted is not None else \
+                    any(abs(number - allowed) < 1e-12 for allowed in rules.allowed_numbers):
                 self.add("number", name, written, match.start(), trace="a count of the records or a knob value",
                          end=unit.end(), source=text)
             else:
@@ -409,6 +415,22 @@ class _Checker:
             else:
                 self.add("number", name, match.group(), match.start(), problem=f"\\change{{{key}}} is no recorded "
                          "result with a baseline to compare", fault="typed_number", end=match.end(), source=text)
+
+    def counted(self, unit: str) -> set[float] | None:
+        """What the records count in `unit` ("random seeds", "datasets", "runs"): the recorded seed counts (and
+        knobs naming seeds), the datasets, the runs with and without the baseline; None for a unit they do not
+        count (steps, layers: a knob's value then)."""
+        word = unit.split()[-1].lower().rstrip("s")
+        if word in ("seed", "replicate", "repetition", "trial"):
+            return {float(seeds) for run in self.evidence.runs for result in run.results.datasets.values()
+                    for metric in result.means if (seeds := result.seeds(metric))} | \
+                {float(value) for name, value in self.evidence.baseline.items()
+                 if "seed" in name and isinstance(value, int) and not isinstance(value, bool)}
+        if word == "dataset":
+            return {float(len(self.datasets))}
+        if word == "run":
+            return {float(len(self.evidence.runs)), float(len(self.evidence.variants))}
+        return None
 
     def cited_values(self, sentence: str) -> list[tuple[ResultValue, Comparison]]:
         keys = [m.group(1).strip() for pattern in (RESULT, _CHANGE) for m in pattern.finditer(sentence)]
